@@ -1,0 +1,56 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package update applies updateActions to Kubernetes objects so that no write
+// is lost, whoever else writes the same object at the same time.
+//
+// An updateAction is a func(obj) error that changes obj in memory. Update
+// reads the object, applies the action, and writes it back with the
+// object's resourceVersion as a precondition, so the API server (etcd's
+// compare-and-swap) rejects the write with 409 Conflict if anyone else wrote
+// in between. On Conflict the object is re-read live from the API server —
+// never from an informer cache, which may be behind — and the action is
+// applied again to the fresh copy. Retries run through client-go's
+// retry.OnError (the function behind retry.RetryOnConflict) with a jittered
+// exponential backoff.
+//
+// Two things make it fast without weakening that guarantee:
+//
+//   - Carrying: the object passed in is updated in place to what the API
+//     server returned. Passed again, its resourceVersion lets the next Update
+//     write at once instead of reading first; if it has gone stale the write
+//     conflicts and the object is re-read. An uncontended Update is one round
+//     trip, like a raw client Update.
+//   - Group commit: Updates of the same object through one Updater that
+//     arrive while a write is in flight are applied together, in arrival
+//     order, to one copy and written once. Each action still sees the
+//     effects of all actions committed before it; a caller whose action
+//     fails gets its error and its changes are left out of the write.
+//
+// What it guarantees: an Update that returns nil had its action applied
+// exactly once to the object state it was written over, and that write was
+// accepted by the API server with the resourceVersion precondition. An
+// Update that returns an error wrote nothing on behalf of its caller — except
+// when the error comes from the context or the transport after the request
+// was sent, where, as with any API call, the write may or may not have
+// happened.
+//
+// What it does not guarantee: fairness between processes (a writer can lose
+// every race until its attempts run out — it then gets a *ConflictError, not
+// a silent loss); that an action is called once (it is called again after
+// every conflict, so it must be a pure function of the object); or any
+// ordering between Updates made through different Updaters.
+package update
