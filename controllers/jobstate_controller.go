@@ -1,0 +1,139 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/update"
+)
+
+// JobStateReconciler drives the lifecycle of JobStates that workers do not:
+// it initializes the status, cancels on spec.cancel, fails jobs past their
+// active deadline, ends attempts whose holder stopped heartbeating (retrying
+// them while spec.backoffLimit allows), and deletes finished jobs after
+// spec.ttlSecondsAfterFinished.
+type JobStateReconciler struct {
+	client.Client
+	// APIReader reads live from the API server; status writes re-read
+	// through it after a conflict (mgr.GetAPIReader()).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Clock is the time source. Default: the real clock.
+	Clock clock.PassiveClock
+
+	status *update.Updater[*jobstatev1alpha1.JobState]
+}
+
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one JobState up to date with the clock.
+func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	js := &jobstatev1alpha1.JobState{}
+	if err := r.Get(ctx, req.NamespacedName, js); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	log := logf.FromContext(ctx).WithValues("jobstate", klog.KObj(js))
+	ctx = logf.IntoContext(ctx, log)
+	if !js.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	now := r.Clock.Now()
+
+	if deleted, err := r.reconcileTTL(ctx, js); err != nil || deleted {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileStatus(ctx, js); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: nextCheck(js, now)}, nil
+}
+
+// reconcileStatus writes the transitions due now through the update
+// library, so a worker's concurrent write is re-read and kept, never
+// overwritten; then records an Event per transition.
+func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1alpha1.JobState) error {
+	// Decide on the cached copy first: when nothing is due there is nothing
+	// to write and no need for a live read.
+	preview := js.DeepCopy()
+	reconcileStatus(preview, r.Clock.Now())
+	if equality.Semantic.DeepEqual(preview.Status, js.Status) {
+		return nil
+	}
+	var done []transition
+	err := r.status.Update(ctx, js, func(js *jobstatev1alpha1.JobState) error {
+		done = reconcileStatus(js, r.Clock.Now())
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("updating status: %w", err)
+	}
+	for _, t := range done {
+		logf.FromContext(ctx).Info("JobState transition", "phase", js.Status.Phase, "reason", t.reason, "attempt", js.Status.Attempt)
+		r.Recorder.Eventf(js, nil, t.eventType, t.reason, "Reconcile", t.message)
+	}
+	return nil
+}
+
+// reconcileTTL deletes a finished JobState once its TTL has passed. The
+// delete is preconditioned on the resourceVersion the decision was made on.
+func (r *JobStateReconciler) reconcileTTL(ctx context.Context, js *jobstatev1alpha1.JobState) (bool, error) {
+	expiry, ok := ttlExpiry(js)
+	if !ok || r.Clock.Now().Before(expiry) {
+		return false, nil
+	}
+	uid, rv := js.UID, js.ResourceVersion
+	if err := r.Delete(ctx, js, client.Preconditions{UID: &uid, ResourceVersion: &rv}); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("deleting after ttlSecondsAfterFinished: %w", err)
+	}
+	logf.FromContext(ctx).Info("Deleted finished JobState after its TTL", "ttlSecondsAfterFinished", *js.Spec.TTLSecondsAfterFinished)
+	return true, nil
+}
+
+// SetupWithManager registers the reconciler with mgr.
+func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("jobstate-controller")
+	}
+	var err error
+	r.status, err = update.New[*jobstatev1alpha1.JobState](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
+	if err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&jobstatev1alpha1.JobState{}).
+		Named("jobstate").
+		Complete(r)
+}

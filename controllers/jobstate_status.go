@@ -1,0 +1,106 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
+)
+
+// transition is one lifecycle change the reconciler made, for its Event.
+type transition struct {
+	eventType string // corev1.EventTypeNormal or Warning
+	reason    string
+	message   string
+}
+
+// reconcileStatus applies, in order, every transition due at now to js and
+// returns them. It is the whole of the reconciler's decision: pure, so a
+// table test drives it without a client, and re-run on the live object by
+// the update library after a conflict.
+func reconcileStatus(js *jobstatev1alpha1.JobState, now time.Time) []transition {
+	var done []transition
+	record := func(eventType string) {
+		done = append(done, transition{eventType: eventType, reason: js.Status.Reason, message: js.Status.Message})
+	}
+	if js.Status.Phase == "" && lifecycle.DoInitialize(js, now) == nil {
+		record(corev1.EventTypeNormal)
+	}
+	if js.Spec.Cancel && lifecycle.DoCancel(js, "", now) == nil {
+		record(corev1.EventTypeNormal)
+	}
+	if deadline, ok := activeDeadline(js); ok && !now.Before(deadline) && lifecycle.DoExceedDeadline(js, now) == nil {
+		record(corev1.EventTypeWarning)
+	}
+	if expiry, ok := heartbeatExpiry(js); ok && !now.Before(expiry) && lifecycle.DoLose(js, now) == nil {
+		record(corev1.EventTypeWarning)
+	}
+	js.Status.ObservedGeneration = js.Generation
+	return done
+}
+
+// nextCheck is how long until the next time-driven transition of js (or its
+// TTL deletion) is due; zero if none is scheduled.
+func nextCheck(js *jobstatev1alpha1.JobState, now time.Time) time.Duration {
+	var next time.Time
+	consider := func(t time.Time, ok bool) {
+		if ok && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	consider(activeDeadline(js))
+	consider(heartbeatExpiry(js))
+	consider(ttlExpiry(js))
+	if next.IsZero() {
+		return 0
+	}
+	// RequeueAfter must be positive to schedule anything; round a due or
+	// overdue time up to the smallest delay.
+	return max(next.Sub(now), time.Millisecond)
+}
+
+// activeDeadline is when an unfinished job that has started exceeds
+// spec.activeDeadlineSeconds.
+func activeDeadline(js *jobstatev1alpha1.JobState) (time.Time, bool) {
+	s := js.Status
+	if js.Spec.ActiveDeadlineSeconds == nil || s.StartTime == nil || s.Phase.IsTerminal() || s.Phase == "" {
+		return time.Time{}, false
+	}
+	return s.StartTime.Add(time.Duration(*js.Spec.ActiveDeadlineSeconds) * time.Second), true
+}
+
+// heartbeatExpiry is when the holder of a Running job counts as lost.
+func heartbeatExpiry(js *jobstatev1alpha1.JobState) (time.Time, bool) {
+	s := js.Status
+	if s.Phase != jobstatev1alpha1.PhaseRunning || s.LastHeartbeatTime == nil {
+		return time.Time{}, false
+	}
+	return s.LastHeartbeatTime.Add(lifecycle.HeartbeatTimeout(js)), true
+}
+
+// ttlExpiry is when a finished job is deleted.
+func ttlExpiry(js *jobstatev1alpha1.JobState) (time.Time, bool) {
+	s := js.Status
+	if js.Spec.TTLSecondsAfterFinished == nil || !s.Phase.IsTerminal() || s.CompletionTime == nil {
+		return time.Time{}, false
+	}
+	return s.CompletionTime.Add(time.Duration(*js.Spec.TTLSecondsAfterFinished) * time.Second), true
+}

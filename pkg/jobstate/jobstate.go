@@ -1,0 +1,228 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package jobstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
+	"github.com/jobstate-dev/jobstate/pkg/update"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Identity names this worker in status.holder; required. The pod name
+	// is a good choice. Two workers must never share one.
+	Identity string
+
+	// Clock gives the time written to the status. Default: the real clock.
+	Clock clock.PassiveClock
+
+	// Update tunes the retries of every write (backoff, attempts, timeout,
+	// live reader). Status is set by the Client.
+	Update update.Options
+}
+
+// Client changes JobStates on behalf of one worker. It is safe for
+// concurrent use; concurrent calls on the same job are group-committed.
+type Client struct {
+	status   *update.Updater[*jobstatev1alpha1.JobState]
+	spec     *update.Updater[*jobstatev1alpha1.JobState]
+	identity string
+	clock    clock.PassiveClock
+}
+
+// Attempt is a claimed attempt of a job: what Claim returns and Heartbeat,
+// Succeed and Fail present.
+type Attempt struct {
+	// Key names the JobState.
+	Key client.ObjectKey
+	lifecycle.Fence
+}
+
+// New validates opts and returns a Client writing through c, which must read
+// live from the API server (a plain client.New client does; a manager's
+// cached client does not — set Options.Update.LiveReader to
+// mgr.GetAPIReader() then).
+func New(c client.Client, opts Options) (*Client, error) {
+	if opts.Identity == "" {
+		return nil, errors.New("jobstate: Options.Identity is required: it is written to status.holder and must be unique per worker")
+	}
+	if len(opts.Identity) > 253 {
+		return nil, fmt.Errorf("jobstate: Options.Identity is %d characters, status.holder allows 253", len(opts.Identity))
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	statusOpts := opts.Update
+	statusOpts.Status = true
+	status, err := update.New[*jobstatev1alpha1.JobState](c, statusOpts)
+	if err != nil {
+		return nil, fmt.Errorf("jobstate: %w", err)
+	}
+	specOpts := opts.Update
+	specOpts.Status = false
+	spec, err := update.New[*jobstatev1alpha1.JobState](c, specOpts)
+	if err != nil {
+		return nil, fmt.Errorf("jobstate: %w", err)
+	}
+	return &Client{status: status, spec: spec, identity: opts.Identity, clock: opts.Clock}, nil
+}
+
+// Claim starts the next attempt of a Pending job for this worker: phase
+// Running, holder this worker, attempt+1, startTime on the first claim. It
+// fails with lifecycle.ErrIllegalTransition if the job is not Pending (for
+// example another worker claimed it first) and lifecycle.ErrBackingOff while
+// a retry backoff lasts.
+func (c *Client) Claim(ctx context.Context, key client.ObjectKey) (Attempt, error) {
+	var fence lifecycle.Fence
+	_, err := c.Update(ctx, key, func(js *jobstatev1alpha1.JobState) error {
+		var err error
+		fence, err = lifecycle.DoClaim(js, c.identity, c.clock.Now())
+		return err
+	})
+	if err != nil {
+		return Attempt{}, fmt.Errorf("claiming JobState %s: %w", key, err)
+	}
+	return Attempt{Key: key, Fence: fence}, nil
+}
+
+// Heartbeat reports that attempt a is alive, with its progress (0-100).
+// Each top-level key of data replaces the same key of status.data; a nil
+// value removes the key. data may be nil.
+func (c *Client) Heartbeat(ctx context.Context, a Attempt, progress int32, data map[string]any) error {
+	_, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
+		if err := lifecycle.DoHeartbeat(js, a.Fence, progress, c.clock.Now()); err != nil {
+			return err
+		}
+		return MergeData(js, data)
+	})
+	if err != nil {
+		return fmt.Errorf("heartbeat of JobState %s: %w", a.Key, err)
+	}
+	return nil
+}
+
+// Succeed finishes the job successfully; message may be empty.
+func (c *Client) Succeed(ctx context.Context, a Attempt, message string) error {
+	_, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
+		return lifecycle.DoSucceed(js, a.Fence, message, c.clock.Now())
+	})
+	if err != nil {
+		return fmt.Errorf("finishing JobState %s: %w", a.Key, err)
+	}
+	return nil
+}
+
+// Fail ends attempt a with a failure: the job goes back to Pending for a
+// retry after a backoff, or fails for good once spec.backoffLimit attempts
+// were made.
+func (c *Client) Fail(ctx context.Context, a Attempt, message string) error {
+	_, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
+		return lifecycle.DoFail(js, a.Fence, message, c.clock.Now())
+	})
+	if err != nil {
+		return fmt.Errorf("failing JobState %s: %w", a.Key, err)
+	}
+	return nil
+}
+
+// Cancel cancels a job that has not finished: it sets spec.cancel (as
+// `kubectl patch` would) and moves the status to Cancelled at once, without
+// waiting for the controller. It fails with lifecycle.ErrIllegalTransition
+// if the job already finished.
+func (c *Client) Cancel(ctx context.Context, key client.ObjectKey, message string) error {
+	js := &jobstatev1alpha1.JobState{}
+	js.Namespace, js.Name = key.Namespace, key.Name
+	err := c.spec.Update(ctx, js, func(js *jobstatev1alpha1.JobState) error {
+		if err := lifecycle.Allowed(js.Status.Phase, lifecycle.Cancel); err != nil {
+			return err
+		}
+		js.Spec.Cancel = true
+		return nil
+	})
+	if err == nil {
+		_, err = c.Update(ctx, key, func(js *jobstatev1alpha1.JobState) error {
+			return lifecycle.DoCancel(js, message, c.clock.Now())
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("cancelling JobState %s: %w", key, err)
+	}
+	return nil
+}
+
+// Update applies action to the JobState's status (see update.Updater.Update)
+// and returns the object as stored.
+func (c *Client) Update(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
+	js := &jobstatev1alpha1.JobState{}
+	js.Namespace, js.Name = key.Namespace, key.Name
+	if err := c.status.Update(ctx, js, action); err != nil {
+		return nil, err
+	}
+	return js, nil
+}
+
+// Data decodes status.data; an unset data is an empty map.
+func Data(js *jobstatev1alpha1.JobState) (map[string]any, error) {
+	data := map[string]any{}
+	if js.Status.Data == nil || len(js.Status.Data.Raw) == 0 {
+		return data, nil
+	}
+	if err := json.Unmarshal(js.Status.Data.Raw, &data); err != nil {
+		return nil, fmt.Errorf("status.data of JobState %s is not a JSON object: %w", client.ObjectKeyFromObject(js), err)
+	}
+	return data, nil
+}
+
+// SetData replaces status.data with data.
+func SetData(js *jobstatev1alpha1.JobState, data map[string]any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("encoding status.data of JobState %s: %w", client.ObjectKeyFromObject(js), err)
+	}
+	js.Status.Data = &runtime.RawExtension{Raw: raw}
+	return nil
+}
+
+// MergeData replaces each top-level key of status.data present in patch; a
+// nil value removes the key. An empty patch changes nothing.
+func MergeData(js *jobstatev1alpha1.JobState, patch map[string]any) error {
+	if len(patch) == 0 {
+		return nil
+	}
+	data, err := Data(js)
+	if err != nil {
+		return err
+	}
+	for k, v := range patch {
+		if v == nil {
+			delete(data, k)
+		} else {
+			data[k] = v
+		}
+	}
+	return SetData(js, data)
+}
