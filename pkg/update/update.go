@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"time"
@@ -49,17 +50,24 @@ type Object[T any] interface {
 type Action[T any] func(obj T) error
 
 // DefaultBackoff is the backoff between attempts when Options.Backoff is
-// unset: 2ms doubling by 1.5 up to 16 attempts, fully jittered.
+// unset: 2ms growing by 1.5 for 10 steps (to about 80ms), fully jittered.
+// Attempts beyond Steps continue at the last step's duration (see
+// Options.MaxAttempts).
 //
 // Why these numbers: a conflicting write costs one round trip (a few ms on
 // a local API server), so the first retry should come after about one round
 // trip, not after client-go retry.DefaultRetry's 10ms or DefaultBackoff's
 // factor 5 (seconds after a few steps: measured 5 updates/s with 8 writers).
 // Jitter 1.0 (each sleep in [d, 2d)) spreads writers that collided at the
-// same moment so they do not collide again in lockstep. 16 attempts bound the
-// sleeping to about 3s in total. Cap is left unset on purpose: when a
-// wait.Backoff reaches its Cap it sets Steps to 0 and the retries end early.
-var DefaultBackoff = wait.Backoff{Duration: 2 * time.Millisecond, Factor: 1.5, Jitter: 1.0, Steps: 16}
+// same moment so they do not collide again in lockstep. Growth stops near
+// 80ms, the time a dozen contending writers need to take their turns, so a
+// writer that keeps losing waits in line rather than ever longer.
+var DefaultBackoff = wait.Backoff{Duration: 2 * time.Millisecond, Factor: 1.5, Jitter: 1.0, Steps: 10}
+
+// DefaultMaxAttempts bounds the writes of one Update when neither
+// Options.MaxAttempts nor Options.Timeout is set: about 3s of sleeping with
+// DefaultBackoff.
+const DefaultMaxAttempts = 32
 
 // Options configure an Updater. The zero value is valid: writes go to the
 // main resource, a missing object is an error, DefaultBackoff applies.
@@ -76,11 +84,15 @@ type Options struct {
 	// and the action applied to it.
 	CreateIfMissing bool
 
-	// Backoff between attempts after a conflict. Zero: DefaultBackoff. Cap
-	// must be unset (it would end the retries early).
+	// Backoff between attempts after a conflict: it grows for Backoff.Steps
+	// attempts, then stays at its last duration (jittered) for the attempts
+	// that remain. Zero: DefaultBackoff. Cap must be unset: a wait.Backoff
+	// that reaches its Cap sets Steps to 0, which would end the retries early
+	// — the plateau above is how growth is bounded instead.
 	Backoff wait.Backoff
 
-	// MaxAttempts bounds the writes tried for one Update. Zero: Backoff.Steps.
+	// MaxAttempts bounds the writes tried for one Update. Zero: unlimited
+	// when Timeout is set, else DefaultMaxAttempts.
 	MaxAttempts int
 
 	// Timeout bounds one Update call, retries included. Zero: only the
@@ -131,6 +143,8 @@ type Updater[T Object[T]] struct {
 	opts   Options
 	kind   string
 	newObj func() T
+	// plateau is the sleep once Backoff.Steps attempts have been made.
+	plateau time.Duration
 
 	mu     sync.Mutex
 	queues map[client.ObjectKey]*queue[T]
@@ -154,11 +168,14 @@ func New[T Object[T]](c client.Client, opts Options) (*Updater[T], error) {
 	case opts.Timeout < 0:
 		return nil, fmt.Errorf("update: Options.Timeout must be >= 0, got %s", opts.Timeout)
 	}
-	if opts.MaxAttempts > 0 {
-		opts.Backoff.Steps = opts.MaxAttempts
-	}
 	if opts.Backoff.Steps < 1 {
 		opts.Backoff.Steps = 1
+	}
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+		if opts.Timeout > 0 {
+			opts.MaxAttempts = math.MaxInt32
+		}
 	}
 	if opts.LiveReader == nil {
 		opts.LiveReader = c
@@ -171,6 +188,10 @@ func New[T Object[T]](c client.Client, opts Options) (*Updater[T], error) {
 		c: c, live: opts.LiveReader, opts: opts, kind: typ.Elem().Name(),
 		newObj: func() T { return reflect.New(typ.Elem()).Interface().(T) },
 		queues: map[client.ObjectKey]*queue[T]{},
+	}
+	b := opts.Backoff
+	for range opts.Backoff.Steps - 1 {
+		u.plateau = b.Step()
 	}
 	if gvk, err := apiutil.GVKForObject(u.newObj(), c.Scheme()); err == nil {
 		u.kind = gvk.Kind
@@ -328,7 +349,8 @@ func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T
 func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*request[T]) error {
 	attempts := 0
 	var result T
-	err := retry.OnError(u.opts.Backoff, u.retriable, func() error {
+	var lastConflict error
+	try := func() error {
 		attempts++
 		for r := range batch {
 			batch[r].err = nil
@@ -336,6 +358,10 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 		fresh := false
 		for {
 			if err := ctx.Err(); err != nil {
+				if lastConflict != nil {
+					// The deadline ended a losing streak: report the conflict.
+					return &ConflictError{Kind: u.kind, Key: q.key, Attempts: attempts - 1, Err: lastConflict}
+				}
 				return err
 			}
 			// Step 1.
@@ -367,12 +393,24 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 			if err != nil {
 				// Step 5: any failed write leaves the object's state unknown.
 				q.known = false
+				if u.retriable(err) {
+					lastConflict = err
+				}
 				return err
 			}
 			q.latest, result = written, written
 			return nil
 		}
-	})
+	}
+	// Step 5's backoff: grow for Backoff.Steps attempts, then plateau.
+	growth := u.opts.Backoff
+	growth.Steps = min(growth.Steps, u.opts.MaxAttempts)
+	err := retry.OnError(growth, u.retriable, try)
+	if err != nil && u.retriable(err) && attempts < u.opts.MaxAttempts {
+		plateau := wait.Backoff{Duration: u.plateau, Factor: 1, Jitter: u.opts.Backoff.Jitter, Steps: u.opts.MaxAttempts - attempts}
+		time.Sleep(plateau.Step())
+		err = retry.OnError(plateau, u.retriable, try)
+	}
 	if err != nil {
 		if u.retriable(err) {
 			err = &ConflictError{Kind: u.kind, Key: q.key, Attempts: attempts, Err: err}
@@ -476,6 +514,10 @@ func (u *Updater[T]) write(ctx context.Context, work T, exists bool) (T, error) 
 // retriable: a conflict, a lost create race, or (when creating is allowed)
 // the object vanishing between read and write.
 func (u *Updater[T]) retriable(err error) bool {
+	var final *ConflictError
+	if errors.As(err, &final) {
+		return false
+	}
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) ||
 		(u.opts.CreateIfMissing && apierrors.IsNotFound(err))
 }

@@ -1,0 +1,433 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package update_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/testenv"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
+	"github.com/jobstate-dev/jobstate/pkg/update"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+const (
+	writers   = 16
+	perWriter = 100
+)
+
+// increment is the updateAction of the concurrency tests: counter += 1 in
+// status.data.
+func increment(js *jobstatev1alpha1.JobState) error {
+	data, err := jobstate.Data(js)
+	if err != nil {
+		return err
+	}
+	n, _ := data["counter"].(float64)
+	data["counter"] = n + 1
+	return jobstate.SetData(js, data)
+}
+
+func counter(t *testing.T, key client.ObjectKey) int {
+	t.Helper()
+	js := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, js); err != nil {
+		t.Fatal(err)
+	}
+	data, err := jobstate.Data(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := data["counter"].(float64)
+	return int(n)
+}
+
+func newJobState(t *testing.T) client.ObjectKey {
+	t.Helper()
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace(t), Name: "job"}}
+	if err := env.Client.Create(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
+	return client.ObjectKeyFromObject(js)
+}
+
+func newUpdater(t *testing.T, opts update.Options) *update.Updater[*jobstatev1alpha1.JobState] {
+	t.Helper()
+	u, err := update.New[*jobstatev1alpha1.JobState](env.Client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// runWriters runs writers × perWriter calls of write and returns how many
+// failed, with the first error.
+func runWriters(write func(w int) error) (int64, error) {
+	var failed atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for range perWriter {
+				if err := write(w); err != nil {
+					failed.Add(1)
+					once.Do(func() { firstErr = err })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return failed.Load(), firstErr
+}
+
+// TestConcurrentIncrementsAreNotLost is invariant 1: 16 writers × 100
+// increments through Update on one JobState leave exactly 1600, and no call
+// fails — both through one shared Updater (group commit) and with one
+// Updater per writer, as 16 processes would (every race is a real 409).
+func TestConcurrentIncrementsAreNotLost(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shared bool
+	}{
+		{name: "one Updater per writer", shared: false},
+		{name: "shared Updater", shared: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newJobState(t)
+			updaters := make([]*update.Updater[*jobstatev1alpha1.JobState], writers)
+			for w := range updaters {
+				if tc.shared && w > 0 {
+					updaters[w] = updaters[0]
+					continue
+				}
+				// 16 independent writers on one object take turns: give
+				// each Update time to win one.
+				updaters[w] = newUpdater(t, update.Options{Status: true, Timeout: time.Minute})
+			}
+			objs := make([]*jobstatev1alpha1.JobState, writers)
+			for w := range objs {
+				objs[w] = &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+			}
+
+			failed, err := runWriters(func(w int) error {
+				// Carry the object between calls, as a worker would.
+				return updaters[w].Update(t.Context(), objs[w], increment)
+			})
+
+			if failed != 0 {
+				t.Errorf("%d of %d Updates failed; first: %v", failed, writers*perWriter, err)
+			}
+			if got, want := counter(t, key), writers*perWriter; got != want {
+				t.Errorf("counter = %d, want exactly %d (%d updates lost)", got, want, want-got)
+			}
+		})
+	}
+}
+
+// TestNaiveIncrementsLoseUpdates is the broken variant of the test above, in
+// the same setup: read, increment, write *without* the resourceVersion
+// precondition. It must lose updates — proof that the counter check can
+// fail.
+func TestNaiveIncrementsLoseUpdates(t *testing.T) {
+	key := newJobState(t)
+	failed, err := runWriters(func(int) error {
+		js := &jobstatev1alpha1.JobState{}
+		if err := env.Client.Get(t.Context(), key, js); err != nil {
+			return err
+		}
+		base := js.DeepCopy()
+		if err := increment(js); err != nil {
+			return err
+		}
+		// A merge patch without the optimistic lock: last write wins.
+		return env.Client.Status().Patch(t.Context(), js, client.MergeFrom(base))
+	})
+	if failed != 0 {
+		t.Fatalf("%d naive writes failed; first: %v", failed, err)
+	}
+	got := counter(t, key)
+	if got >= writers*perWriter {
+		t.Fatalf("counter = %d: the naive variant lost no update, so the concurrency test proves nothing", got)
+	}
+	t.Logf("naive variant: counter = %d of %d, %d updates lost", got, writers*perWriter, writers*perWriter-got)
+}
+
+func TestNoOpWritesNothing(t *testing.T) {
+	key := newJobState(t)
+	js := &jobstatev1alpha1.JobState{}
+	js.Namespace, js.Name = key.Namespace, key.Name
+	u := newUpdater(t, update.Options{Status: true})
+	if err := u.Update(t.Context(), js, increment); err != nil {
+		t.Fatal(err)
+	}
+	rv := js.ResourceVersion
+	calls := 0
+	if err := u.Update(t.Context(), js, func(*jobstatev1alpha1.JobState) error { calls++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	live := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, live); err != nil {
+		t.Fatal(err)
+	}
+	if live.ResourceVersion != rv {
+		t.Errorf("no-op Update wrote: resourceVersion %s -> %s", rv, live.ResourceVersion)
+	}
+	// A no-op on a carried copy is confirmed on a live read: two calls.
+	if calls != 2 {
+		t.Errorf("action called %d times, want 2 (carried copy, then live)", calls)
+	}
+}
+
+func TestActionErrorIsReturnedUnchangedAndNothingWritten(t *testing.T) {
+	key := newJobState(t)
+	live := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, live); err != nil {
+		t.Fatal(err)
+	}
+	errRefused := errors.New("refused by the action")
+	js := &jobstatev1alpha1.JobState{}
+	js.Namespace, js.Name = key.Namespace, key.Name
+	err := newUpdater(t, update.Options{Status: true}).Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
+		js.Status.Progress = 50
+		return errRefused
+	})
+	if err != errRefused {
+		t.Fatalf("err = %v, want the action's own error value", err)
+	}
+	after := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, after); err != nil {
+		t.Fatal(err)
+	}
+	if after.ResourceVersion != live.ResourceVersion || after.Status.Progress != 0 {
+		t.Errorf("a failed action wrote: rv %s -> %s, progress %d", live.ResourceVersion, after.ResourceVersion, after.Status.Progress)
+	}
+}
+
+// TestExhaustedRetriesReturnConflictError: an action that makes every write
+// conflict (another writer changes the object each time) runs out of
+// attempts with a *ConflictError that apierrors.IsConflict recognizes.
+func TestExhaustedRetriesReturnConflictError(t *testing.T) {
+	key := newJobState(t)
+	js := &jobstatev1alpha1.JobState{}
+	js.Namespace, js.Name = key.Namespace, key.Name
+	u := newUpdater(t, update.Options{Status: true, MaxAttempts: 3})
+	calls := 0
+	err := u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
+		calls++
+		other := &jobstatev1alpha1.JobState{}
+		if err := env.Client.Get(t.Context(), key, other); err != nil {
+			return err
+		}
+		if err := increment(other); err != nil {
+			return err
+		}
+		if err := env.Client.Status().Update(t.Context(), other); err != nil {
+			return err
+		}
+		js.Status.Progress = 7
+		return nil
+	})
+	var conflict *update.ConflictError
+	if !errors.As(err, &conflict) {
+		t.Fatalf("err = %v, want *update.ConflictError", err)
+	}
+	if !apierrors.IsConflict(err) {
+		t.Errorf("apierrors.IsConflict(%v) = false", err)
+	}
+	if conflict.Attempts != 3 || conflict.Key != key || conflict.Kind != "JobState" {
+		t.Errorf("ConflictError = %+v, want 3 attempts on JobState %s", conflict, key)
+	}
+	if calls != 3 {
+		t.Errorf("action called %d times, want 3", calls)
+	}
+	if got := counter(t, key); got != 3 {
+		t.Errorf("counter = %d, want the other writer's 3 increments", got)
+	}
+}
+
+// TestCreateIfMissingUnderCreateRace: 8 writers, each with its own Updater,
+// increment a JobState that does not exist yet. Exactly one create wins; the
+// others hit AlreadyExists, re-read and apply their increment to the winner's
+// object.
+func TestCreateIfMissingUnderCreateRace(t *testing.T) {
+	ns := env.Namespace(t)
+	const racers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, racers)
+	start := make(chan struct{})
+	for range racers {
+		u := newUpdater(t, update.Options{Status: true, CreateIfMissing: true})
+		wg.Go(func() {
+			<-start
+			js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "created"}}
+			errs <- u.Update(t.Context(), js, increment)
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Update: %v", err)
+		}
+	}
+	if got := counter(t, client.ObjectKey{Namespace: ns, Name: "created"}); got != racers {
+		t.Errorf("counter = %d, want %d", got, racers)
+	}
+}
+
+// TestCreateIfMissingMainResource: without Status the action's whole object
+// is created (a ConfigMap, any client.Object works).
+func TestCreateIfMissingMainResource(t *testing.T) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace(t), Name: "cm"}}
+	for i := range 3 {
+		err := update.Update(t.Context(), env.Client, cm, func(cm *corev1.ConfigMap) error {
+			if cm.Data == nil {
+				cm.Data = map[string]string{}
+			}
+			n, _ := strconv.Atoi(cm.Data["n"])
+			cm.Data["n"] = strconv.Itoa(n + 1)
+			return nil
+		}, update.Options{CreateIfMissing: true})
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	if cm.Data["n"] != "3" {
+		t.Errorf("data.n = %q, want 3", cm.Data["n"])
+	}
+}
+
+func TestMissingObjectIsNotFound(t *testing.T) {
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace(t), Name: "absent"}}
+	err := newUpdater(t, update.Options{Status: true}).Update(t.Context(), js, increment)
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("err = %v, want NotFound", err)
+	}
+}
+
+// TestStaleCarriedObjectIsReReadLive: an object carried from an earlier
+// read whose resourceVersion is outdated conflicts once, is re-read and the
+// action lands on the current state.
+func TestStaleCarriedObjectIsReReadLive(t *testing.T) {
+	key := newJobState(t)
+	stale := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, stale); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // someone else increments twice
+		if err := update.Update(t.Context(), env.Client, &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}, increment, update.Options{Status: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := newUpdater(t, update.Options{Status: true}).Update(t.Context(), stale, increment); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(t, key); got != 3 {
+		t.Errorf("counter = %d, want 3", got)
+	}
+}
+
+// TestInvalidActionInABatchFailsOnlyItsCaller: the API server rejects a
+// write that one action made invalid (progress 150); through a shared
+// Updater the other callers' increments still land.
+func TestInvalidActionInABatchFailsOnlyItsCaller(t *testing.T) {
+	key := newJobState(t)
+	u := newUpdater(t, update.Options{Status: true})
+	const callers = 12
+	var wg sync.WaitGroup
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Go(func() {
+			js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+			errs[i] = u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
+				if i == 5 {
+					js.Status.Progress = 150
+					return nil
+				}
+				return increment(js)
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == 5 && !apierrors.IsInvalid(err) {
+			t.Errorf("invalid caller: err = %v, want Invalid", err)
+		}
+		if i != 5 && err != nil {
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	if got := counter(t, key); got != callers-1 {
+		t.Errorf("counter = %d, want %d", got, callers-1)
+	}
+}
+
+func TestTimeoutBoundsTheUpdate(t *testing.T) {
+	key := newJobState(t)
+	u := newUpdater(t, update.Options{Status: true, Timeout: 50 * time.Millisecond})
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	err := u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
+		time.Sleep(60 * time.Millisecond)
+		return increment(js)
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if got := counter(t, key); got != 0 {
+		t.Errorf("counter = %d after a timed-out Update, want 0", got)
+	}
+}
+
+func TestOptionsAreValidated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts update.Options
+	}{
+		{"negative attempts", update.Options{MaxAttempts: -1}},
+		{"negative timeout", update.Options{Timeout: -time.Second}},
+		{"backoff cap", update.Options{Backoff: update.DefaultBackoff, MaxAttempts: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "backoff cap" {
+				tc.opts.Backoff.Cap = time.Second
+			}
+			if _, err := update.New[*jobstatev1alpha1.JobState](env.Client, tc.opts); err == nil {
+				t.Errorf("New(%+v) accepted invalid options", tc.opts)
+			}
+		})
+	}
+}
+
+var _ = fmt.Sprint
