@@ -116,24 +116,33 @@ func (r *JobStateReconciler) reconcileTTL(ctx context.Context, js *jobstatev1alp
 	return true, nil
 }
 
-// SetupWithManager registers the reconciler with mgr.
+// SetupWithManager registers the reconciler with mgr, defaulting APIReader
+// and Recorder from it.
 func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Clock == nil {
-		r.Clock = clock.RealClock{}
-	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("jobstate-controller")
 	}
-	var err error
-	r.status, err = update.New[*jobstatev1alpha1.JobState](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
-	if err != nil {
+	if err := r.init(); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&jobstatev1alpha1.JobState{}).
 		Named("jobstate").
 		Complete(r)
+}
+
+// init validates the fields and builds the status updater.
+func (r *JobStateReconciler) init() error {
+	if r.Client == nil || r.APIReader == nil || r.Recorder == nil {
+		return fmt.Errorf("JobStateReconciler needs Client, APIReader and Recorder")
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	var err error
+	r.status, err = update.New[*jobstatev1alpha1.JobState](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
+	return err
 }

@@ -1,0 +1,171 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) *metav1.Time { t := metav1.NewTime(t0.Add(d)); return &t }
+
+// newJob builds a JobState: heartbeat timeout 30s, backoffLimit 2, deadline
+// 600s, TTL 60s.
+func newJob(mutate func(js *jobstatev1alpha1.JobState)) *jobstatev1alpha1.JobState {
+	js := &jobstatev1alpha1.JobState{
+		ObjectMeta: metav1.ObjectMeta{Generation: 4},
+		Spec: jobstatev1alpha1.JobStateSpec{
+			BackoffLimit:            ptr.To[int32](2),
+			HeartbeatTimeoutSeconds: ptr.To[int32](30),
+			ActiveDeadlineSeconds:   ptr.To[int64](600),
+			TTLSecondsAfterFinished: ptr.To[int32](60),
+		},
+	}
+	mutate(js)
+	return js
+}
+
+func running(attempt int32, heartbeat time.Duration) func(js *jobstatev1alpha1.JobState) {
+	return func(js *jobstatev1alpha1.JobState) {
+		js.Status = jobstatev1alpha1.JobStateStatus{
+			Phase: jobstatev1alpha1.PhaseRunning, Attempt: attempt, Holder: "w1",
+			StartTime: at(0), LastHeartbeatTime: at(heartbeat),
+		}
+	}
+}
+
+// TestReconcileStatus is the table of the reconciler's decisions: the
+// starting status and the time, the phase and reason it leaves, the Events
+// it records, and when it asks to be called again.
+func TestReconcileStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		js         *jobstatev1alpha1.JobState
+		now        time.Duration // since t0
+		wantPhase  jobstatev1alpha1.JobPhase
+		wantReason string
+		wantEvents []string // eventType/reason
+		wantNext   time.Duration
+	}{{
+		name:       "new job is initialized",
+		js:         newJob(func(*jobstatev1alpha1.JobState) {}),
+		wantPhase:  jobstatev1alpha1.PhasePending,
+		wantReason: jobstatev1alpha1.ReasonCreated,
+		wantEvents: []string{"Normal/Created"},
+	}, {
+		name:       "new job with cancel is initialized and cancelled",
+		js:         newJob(func(js *jobstatev1alpha1.JobState) { js.Spec.Cancel = true }),
+		wantPhase:  jobstatev1alpha1.PhaseCancelled,
+		wantReason: jobstatev1alpha1.ReasonCancelled,
+		wantEvents: []string{"Normal/Created", "Normal/Cancelled"},
+		wantNext:   60 * time.Second, // TTL
+	}, {
+		name:      "running with a fresh heartbeat: wait for the heartbeat timeout",
+		js:        newJob(running(1, 10*time.Second)),
+		now:       20 * time.Second,
+		wantPhase: jobstatev1alpha1.PhaseRunning,
+		wantNext:  20 * time.Second, // heartbeat at 10s + 30s timeout
+	}, {
+		name:       "holder lost with retries left: back to Pending",
+		js:         newJob(running(1, 10*time.Second)),
+		now:        40 * time.Second,
+		wantPhase:  jobstatev1alpha1.PhasePending,
+		wantReason: jobstatev1alpha1.ReasonHeartbeatTimeout,
+		wantEvents: []string{"Warning/HeartbeatTimeout"},
+		wantNext:   560 * time.Second, // active deadline at 600s
+	}, {
+		name:       "holder lost on the last attempt: Failed",
+		js:         newJob(running(2, 10*time.Second)),
+		now:        45 * time.Second,
+		wantPhase:  jobstatev1alpha1.PhaseFailed,
+		wantReason: jobstatev1alpha1.ReasonBackoffLimitExceeded,
+		wantEvents: []string{"Warning/BackoffLimitExceeded"},
+		wantNext:   60 * time.Second, // TTL: completed now
+	}, {
+		name:       "active deadline passed",
+		js:         newJob(running(1, 595*time.Second)),
+		now:        600 * time.Second,
+		wantPhase:  jobstatev1alpha1.PhaseFailed,
+		wantReason: jobstatev1alpha1.ReasonDeadlineExceeded,
+		wantEvents: []string{"Warning/DeadlineExceeded"},
+		wantNext:   60 * time.Second,
+	}, {
+		name: "cancel while running",
+		js: newJob(func(js *jobstatev1alpha1.JobState) {
+			running(1, 0)(js)
+			js.Spec.Cancel = true
+		}),
+		now:        5 * time.Second,
+		wantPhase:  jobstatev1alpha1.PhaseCancelled,
+		wantReason: jobstatev1alpha1.ReasonCancelled,
+		wantEvents: []string{"Normal/Cancelled"},
+		wantNext:   60 * time.Second,
+	}, {
+		name: "finished job is left alone until its TTL",
+		js: newJob(func(js *jobstatev1alpha1.JobState) {
+			js.Status = jobstatev1alpha1.JobStateStatus{Phase: jobstatev1alpha1.PhaseSucceeded, Reason: jobstatev1alpha1.ReasonSucceeded, Attempt: 1, CompletionTime: at(0)}
+		}),
+		now:        30 * time.Second,
+		wantPhase:  jobstatev1alpha1.PhaseSucceeded,
+		wantReason: jobstatev1alpha1.ReasonSucceeded,
+		wantNext:   30 * time.Second,
+	}, {
+		name: "overdue TTL asks for an immediate requeue",
+		js: newJob(func(js *jobstatev1alpha1.JobState) {
+			js.Status = jobstatev1alpha1.JobStateStatus{Phase: jobstatev1alpha1.PhaseSucceeded, Reason: jobstatev1alpha1.ReasonSucceeded, Attempt: 1, CompletionTime: at(0)}
+		}),
+		now:        90 * time.Second,
+		wantPhase:  jobstatev1alpha1.PhaseSucceeded,
+		wantReason: jobstatev1alpha1.ReasonSucceeded,
+		wantNext:   time.Millisecond,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0.Add(tc.now)
+			done := reconcileStatus(tc.js, now)
+			s := tc.js.Status
+			if s.Phase != tc.wantPhase || (tc.wantReason != "" && s.Reason != tc.wantReason) {
+				t.Errorf("phase/reason = %s/%s, want %s/%s", s.Phase, s.Reason, tc.wantPhase, tc.wantReason)
+			}
+			var events []string
+			for _, d := range done {
+				events = append(events, d.eventType+"/"+d.reason)
+			}
+			if len(events) != len(tc.wantEvents) {
+				t.Errorf("events = %v, want %v", events, tc.wantEvents)
+			} else {
+				for i := range events {
+					if events[i] != tc.wantEvents[i] {
+						t.Errorf("events = %v, want %v", events, tc.wantEvents)
+					}
+				}
+			}
+			if s.ObservedGeneration != tc.js.Generation {
+				t.Errorf("observedGeneration = %d, want %d", s.ObservedGeneration, tc.js.Generation)
+			}
+			if got := nextCheck(tc.js, now); got != tc.wantNext {
+				t.Errorf("nextCheck = %s, want %s", got, tc.wantNext)
+			}
+		})
+	}
+}
