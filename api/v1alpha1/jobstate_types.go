@@ -139,7 +139,7 @@ type JobStateSpec struct {
 // controller through the update library. The CEL rules below hold for every
 // writer, kubectl included.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.phase) || has(self.phase)",message="status.phase cannot be removed once set"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed', 'Cancelled']) || self.phase == oldSelf.phase",message="status.phase is terminal (Succeeded, Failed or Cancelled) and cannot change"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed', 'Cancelled']) || (has(self.phase) && self.phase == oldSelf.phase)",message="status.phase is terminal (Succeeded, Failed or Cancelled) and cannot change"
 // +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Running' || (has(self.holder) && size(self.holder) > 0 && has(self.attempt) && self.attempt >= 1)",message="status.holder and status.attempt >= 1 are required while status.phase is Running"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.attempt) || (has(self.attempt) && self.attempt >= oldSelf.attempt)",message="status.attempt may not decrease"
 type JobStateStatus struct {
