@@ -74,7 +74,7 @@ bench: envtest-assets ## Throughput table against one local API server (see test
 
 .PHONY: run
 run: envtest-assets ## Run the manager (and a local control plane, sample jobs and a demo worker if no cluster is configured).
-	go run ./cmd/jobstate-dev $(RUNFLAGS)
+	go run ./hack/devenv $(RUNFLAGS)
 
 ##@ Build
 

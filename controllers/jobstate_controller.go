@@ -22,7 +22,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,8 +58,6 @@ func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, js); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	log := logf.FromContext(ctx).WithValues("jobstate", klog.KObj(js))
-	ctx = logf.IntoContext(ctx, log)
 	if !js.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}

@@ -93,6 +93,9 @@ func Start() (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start can fail after the processes are up (a CRD that does not
+		// install): stop them rather than leave them running.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting envtest control plane: %w", err)
 	}
 	// Tests run many writers; the default client-side limit (5 QPS) would
@@ -105,6 +108,16 @@ func Start() (*Env, error) {
 		return nil, err
 	}
 	return &Env{Config: cfg, Scheme: scheme, Client: c, env: env}, nil
+}
+
+// KubeConfig returns a kubeconfig for an admin user (system:masters) of the
+// control plane, for kubectl and other processes.
+func (e *Env) KubeConfig() ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "developer", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return user.KubeConfig()
 }
 
 // Stop stops the control plane.

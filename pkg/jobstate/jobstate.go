@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,6 +42,11 @@ type Options struct {
 	// Clock gives the time written to the status. Default: the real clock.
 	Clock clock.PassiveClock
 
+	// Recorder, if set, records a Kubernetes Event on the JobState for every
+	// transition this worker makes (Claimed, Succeeded, WorkerFailed, ...;
+	// not for heartbeats). The controller records its own.
+	Recorder events.EventRecorder
+
 	// Update tunes the retries of every write (backoff, attempts, timeout,
 	// live reader). Status is set by the Client.
 	Update update.Options
@@ -52,6 +59,7 @@ type Client struct {
 	spec     *update.Updater[*jobstatev1alpha1.JobState]
 	identity string
 	clock    clock.PassiveClock
+	recorder events.EventRecorder
 }
 
 // Attempt is a claimed attempt of a job: what Claim returns and Heartbeat,
@@ -88,7 +96,7 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobstate: %w", err)
 	}
-	return &Client{status: status, spec: spec, identity: opts.Identity, clock: opts.Clock}, nil
+	return &Client{status: status, spec: spec, identity: opts.Identity, clock: opts.Clock, recorder: opts.Recorder}, nil
 }
 
 // Claim starts the next attempt of a Pending job for this worker: phase
@@ -98,7 +106,7 @@ func New(c client.Client, opts Options) (*Client, error) {
 // a retry backoff lasts.
 func (c *Client) Claim(ctx context.Context, key client.ObjectKey) (Attempt, error) {
 	var fence lifecycle.Fence
-	_, err := c.Update(ctx, key, func(js *jobstatev1alpha1.JobState) error {
+	js, err := c.Update(ctx, key, func(js *jobstatev1alpha1.JobState) error {
 		var err error
 		fence, err = lifecycle.DoClaim(js, c.identity, c.clock.Now())
 		return err
@@ -106,6 +114,7 @@ func (c *Client) Claim(ctx context.Context, key client.ObjectKey) (Attempt, erro
 	if err != nil {
 		return Attempt{}, fmt.Errorf("claiming JobState %s: %w", key, err)
 	}
+	c.record(js, "Claim")
 	return Attempt{Key: key, Fence: fence}, nil
 }
 
@@ -127,12 +136,13 @@ func (c *Client) Heartbeat(ctx context.Context, a Attempt, progress int32, data 
 
 // Succeed finishes the job successfully; message may be empty.
 func (c *Client) Succeed(ctx context.Context, a Attempt, message string) error {
-	_, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
+	js, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
 		return lifecycle.DoSucceed(js, a.Fence, message, c.clock.Now())
 	})
 	if err != nil {
 		return fmt.Errorf("finishing JobState %s: %w", a.Key, err)
 	}
+	c.record(js, "Succeed")
 	return nil
 }
 
@@ -140,12 +150,13 @@ func (c *Client) Succeed(ctx context.Context, a Attempt, message string) error {
 // retry after a backoff, or fails for good once spec.backoffLimit attempts
 // were made.
 func (c *Client) Fail(ctx context.Context, a Attempt, message string) error {
-	_, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
+	js, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
 		return lifecycle.DoFail(js, a.Fence, message, c.clock.Now())
 	})
 	if err != nil {
 		return fmt.Errorf("failing JobState %s: %w", a.Key, err)
 	}
+	c.record(js, "Fail")
 	return nil
 }
 
@@ -164,13 +175,14 @@ func (c *Client) Cancel(ctx context.Context, key client.ObjectKey, message strin
 		return nil
 	})
 	if err == nil {
-		_, err = c.Update(ctx, key, func(js *jobstatev1alpha1.JobState) error {
+		js, err = c.Update(ctx, key, func(js *jobstatev1alpha1.JobState) error {
 			return lifecycle.DoCancel(js, message, c.clock.Now())
 		})
 	}
 	if err != nil {
 		return fmt.Errorf("cancelling JobState %s: %w", key, err)
 	}
+	c.record(js, "Cancel")
 	return nil
 }
 
@@ -183,6 +195,18 @@ func (c *Client) Update(ctx context.Context, key client.ObjectKey, action update
 		return nil, err
 	}
 	return js, nil
+}
+
+// record emits the Event of the transition just written to js.
+func (c *Client) record(js *jobstatev1alpha1.JobState, action string) {
+	if c.recorder == nil {
+		return
+	}
+	eventType := corev1.EventTypeNormal
+	if js.Status.Phase == jobstatev1alpha1.PhaseFailed || js.Status.Reason == jobstatev1alpha1.ReasonWorkerFailed {
+		eventType = corev1.EventTypeWarning
+	}
+	c.recorder.Eventf(js, nil, eventType, js.Status.Reason, action, "%s (by %s)", js.Status.Message, c.identity)
 }
 
 // Data decodes status.data; an unset data is an empty map.

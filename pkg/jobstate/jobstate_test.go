@@ -18,11 +18,13 @@ package jobstate_test
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -189,7 +191,11 @@ func TestHeartbeatMergesData(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	key := pendingJob(t)
-	w := newWorker(t, "worker-1", clocktesting.NewFakeClock(t0))
+	recorder := events.NewFakeRecorder(10)
+	w, err := jobstate.New(env.Client, jobstate.Options{Identity: "worker-1", Clock: clocktesting.NewFakeClock(t0), Recorder: recorder})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, err := w.Claim(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +216,15 @@ func TestCancel(t *testing.T) {
 	}
 	if after := get(t, key); after.ResourceVersion != js.ResourceVersion {
 		t.Errorf("refused cancel wrote: resourceVersion %s -> %s", js.ResourceVersion, after.ResourceVersion)
+	}
+	close(recorder.Events)
+	var got []string
+	for e := range recorder.Events {
+		got = append(got, e)
+	}
+	want := []string{"Normal Claimed Attempt 1 claimed by worker-1 (by worker-1)", "Normal Cancelled superseded by a newer import (by worker-1)"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -1,0 +1,500 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command bench measures how fast JobState status updates go against one
+// local envtest control plane (a real kube-apiserver and etcd), and prints
+// every variant side by side with its ratio to the raw serial baseline of
+// the same run:
+//
+//  1. raw serial: one goroutine, Status().Update carrying the object the
+//     previous write returned — the per-object limit;
+//  2. the update library, uncontended: one goroutine, one Updater;
+//  3. several writers on one object, the usual client-go way:
+//     retry.RetryOnConflict around Get + Status().Update;
+//  4. several writers through one shared Updater (group commit);
+//  5. several writers with one Updater each, as separate processes would be
+//     (every race is a real 409 Conflict).
+//
+// Every variant increments a counter in status.data; "lost" is the number
+// of successful updates the final counter does not show, and must be 0 for
+// a correct variant. "writes" counts the status writes that reached the API
+// server, conflicts included.
+//
+// The two serial variants run interleaved, in alternating rounds (ABBA), so
+// that a change in machine load during the run weighs on both alike and
+// their ratio stays meaningful on a busy machine.
+//
+// Run it with `make bench` or `go run ./test/bench [-updates N] [-writers W]
+// [-rounds R] [-warmup K]`.
+// Targets are reported, not asserted: the exit status is non-zero only when
+// the control plane cannot be set up (or the run is interrupted).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/testenv"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
+	"github.com/jobstate-dev/jobstate/pkg/update"
+)
+
+func main() {
+	updates := flag.Int("updates", 1000, "updates per variant (split evenly among the writers)")
+	writers := flag.Int("writers", 8, "concurrent writers in the contended variants")
+	rounds := flag.Int("rounds", 10, "rounds in which the two serial variants alternate")
+	warmup := flag.Int("warmup", 50, "writes to warm up the API server before the first variant")
+	flag.Parse()
+	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -updates, -writers and -rounds must be at least 1, -warmup at least 0")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *updates, *writers, min(*rounds, *updates), *warmup)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// variant is one way of incrementing the counter; it becomes one row.
+type variant struct {
+	name   string
+	target target
+	// writers is the number of goroutines; 1 for the serial variants.
+	writers int
+	// setup prepares a run writing through c to the JobState start (as
+	// created).
+	setup func(ctx context.Context, c client.Client, start *jobstatev1alpha1.JobState) (newWriter, error)
+}
+
+// newWriter returns the call writer w repeats: one increment, retries
+// included.
+type newWriter func(w int) (func() error, error)
+
+// target is what a row is expected to reach. Lost updates must always be 0.
+type target struct {
+	// minRatio is the lowest acceptable updates/s as a multiple of raw
+	// serial; 0 means no throughput target.
+	minRatio float64
+	// noFailures requires every call to succeed.
+	noFailures bool
+}
+
+// result is one row of the table.
+type result struct {
+	variant
+	ok       int64 // calls that reported success
+	failed   int64 // calls that returned an error (after their retries)
+	lost     int64 // successes the final counter does not show
+	writes   int64 // status writes sent to the API server, conflicts included
+	elapsed  time.Duration
+	firstErr error
+}
+
+func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+
+func run(ctx context.Context, updates, writers, rounds, warmup int) error {
+	// envtest logs through controller-runtime's logger; without one set it
+	// complains on stderr after 30s. Setup errors are returned, not logged.
+	ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+
+	env, err := testenv.Start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: stopping envtest:", err)
+		}
+	}()
+
+	// Like env.Client (same config, no client-side rate limit), but a
+	// client.WithWatch, which interceptor.NewClient needs to count writes.
+	// Every variant, the baseline included, writes through it.
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		return fmt.Errorf("creating client: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	if err != nil {
+		return fmt.Errorf("creating discovery client: %w", err)
+	}
+	version, err := dc.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("getting the API server version: %w", err)
+	}
+	apiserver := version.GitVersion
+	if strings.HasPrefix(apiserver, "v0.0.0") {
+		// hack/envtest-assets.sh builds kube-apiserver from the module proxy
+		// without version ldflags, so it does not know its own version.
+		apiserver += fmt.Sprintf(" (unstamped build; assets dir %s)", testenv.K8sVersion)
+	}
+	fmt.Printf("jobstate bench: %d CPUs, GOMAXPROCS=%d, %s %s/%s; kube-apiserver %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, apiserver)
+	fmt.Printf("%d updates per variant; %d writers; serial variants interleaved in %d rounds\n\n", updates, writers, rounds)
+
+	b := &bench{env: env, c: c}
+	serial := []variant{
+		{name: "raw serial (Status().Update, carried)", target: target{noFailures: true}, writers: 1, setup: rawSerial},
+		{name: "library, uncontended (1 Updater)", target: target{minRatio: 0.90, noFailures: true}, writers: 1, setup: oneUpdater},
+	}
+	contended := []variant{
+		{name: fmt.Sprintf("%d writers, RetryOnConflict(Get+Update)", writers), writers: writers, setup: retryOnConflict},
+		{name: fmt.Sprintf("%d writers, library, shared Updater", writers), target: target{minRatio: 0.80, noFailures: true}, writers: writers, setup: oneUpdater},
+		{name: fmt.Sprintf("%d writers, library, Updater per writer", writers), target: target{noFailures: true}, writers: writers, setup: updaterPerWriter},
+	}
+
+	if warmup > 0 {
+		r, err := b.prepare(ctx, serial[0])
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		r.run(ctx, warmup)
+	}
+
+	var results []result
+	// Serial variants: alternate A B, B A, ... so that load drift cancels.
+	var rows []*row
+	for _, v := range serial {
+		r, err := b.prepare(ctx, v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+		rows = append(rows, r)
+	}
+	for i := range rounds {
+		n := share(updates, rounds, i)
+		for j := range rows {
+			if i%2 == 1 {
+				j = len(rows) - 1 - j
+			}
+			rows[j].run(ctx, n)
+		}
+	}
+	for _, r := range rows {
+		res, err := b.finish(ctx, r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		results = append(results, res)
+	}
+	// Contended variants: one after the other.
+	for _, v := range contended {
+		r, err := b.prepare(ctx, v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+		r.run(ctx, updates)
+		res, err := b.finish(ctx, r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+		results = append(results, res)
+	}
+	printTable(os.Stdout, results)
+	return nil
+}
+
+// bench holds what every variant shares.
+type bench struct {
+	env *testenv.Env
+	c   client.WithWatch
+}
+
+// row is a variant set up on its own JobState, with its running totals.
+type row struct {
+	variant
+	key     client.ObjectKey
+	initial int
+	calls   []func() error // one per writer
+	writes  atomic.Int64
+	ok      atomic.Int64
+	failed  atomic.Int64
+	elapsed time.Duration
+
+	errOnce  sync.Once
+	firstErr error
+}
+
+// prepare creates a fresh JobState in its own namespace and sets v up to
+// write to it through a client that counts status writes.
+func (b *bench) prepare(ctx context.Context, v variant) (*row, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}
+	if err := b.env.Client.Create(ctx, ns); err != nil {
+		return nil, fmt.Errorf("creating namespace: %w", err)
+	}
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "bench"}}
+	if err := b.env.Client.Create(ctx, js); err != nil {
+		return nil, fmt.Errorf("creating JobState: %w", err)
+	}
+	r := &row{variant: v, key: client.ObjectKeyFromObject(js)}
+	var err error
+	if r.initial, err = b.counter(ctx, r.key); err != nil {
+		return nil, err
+	}
+
+	// Count every status write the variant sends, whatever its outcome.
+	counted := interceptor.NewClient(b.c, interceptor.Funcs{
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			r.writes.Add(1)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+	})
+	newCall, err := v.setup(ctx, counted, js)
+	if err != nil {
+		return nil, fmt.Errorf("setting up: %w", err)
+	}
+	for w := range v.writers {
+		call, err := newCall(w)
+		if err != nil {
+			return nil, fmt.Errorf("setting up writer %d: %w", w, err)
+		}
+		r.calls = append(r.calls, call)
+	}
+	return r, nil
+}
+
+// run makes n calls, split evenly among the writers, and adds the time they
+// took to r.elapsed. It stops early only when ctx ends.
+func (r *row) run(ctx context.Context, n int) {
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for w, call := range r.calls {
+		wg.Go(func() {
+			for range share(n, len(r.calls), w) {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := call(); err != nil {
+					r.failed.Add(1)
+					r.errOnce.Do(func() { r.firstErr = err })
+					continue
+				}
+				r.ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	r.elapsed += time.Since(begin)
+}
+
+// finish checks the final counter against the successes.
+func (b *bench) finish(ctx context.Context, r *row) (result, error) {
+	if err := ctx.Err(); err != nil {
+		return result{}, fmt.Errorf("interrupted: %w", err)
+	}
+	final, err := b.counter(ctx, r.key)
+	if err != nil {
+		return result{}, err
+	}
+	ok := r.ok.Load()
+	return result{
+		variant: r.variant, ok: ok, failed: r.failed.Load(), lost: ok - int64(final-r.initial),
+		writes: r.writes.Load(), elapsed: r.elapsed, firstErr: r.firstErr,
+	}, nil
+}
+
+// share is part i of n split into parts nearly equal parts.
+func share(n, parts, i int) int {
+	s := n / parts
+	if i < n%parts {
+		s++
+	}
+	return s
+}
+
+// counter reads status.data.counter live.
+func (b *bench) counter(ctx context.Context, key client.ObjectKey) (int, error) {
+	js := &jobstatev1alpha1.JobState{}
+	if err := b.env.Client.Get(ctx, key, js); err != nil {
+		return 0, fmt.Errorf("reading JobState %s: %w", key, err)
+	}
+	data, err := jobstate.Data(js)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := data["counter"].(float64)
+	return int(n), nil
+}
+
+// increment is the update every variant makes: counter += 1 in status.data.
+func increment(js *jobstatev1alpha1.JobState) error {
+	data, err := jobstate.Data(js)
+	if err != nil {
+		return err
+	}
+	n, _ := data["counter"].(float64)
+	data["counter"] = n + 1
+	return jobstate.SetData(js, data)
+}
+
+// rawSerial is the baseline: one writer, each write made from the object the
+// previous write returned, so its resourceVersion is current and no read is
+// needed.
+func rawSerial(ctx context.Context, c client.Client, start *jobstatev1alpha1.JobState) (newWriter, error) {
+	return func(int) (func() error, error) {
+		js := start.DeepCopy()
+		return func() error {
+			err := increment(js)
+			if err == nil {
+				err = c.Status().Update(ctx, js)
+			}
+			if err != nil {
+				// The carried copy is unusable now (incremented but not
+				// written, or stale): start again from the stored object.
+				fresh := &jobstatev1alpha1.JobState{}
+				if c.Get(ctx, client.ObjectKeyFromObject(start), fresh) == nil {
+					js = fresh
+				}
+			}
+			return err
+		}, nil
+	}, nil
+}
+
+// retryOnConflict is the usual client-go way: every call wraps Get,
+// increment and Status().Update in retry.RetryOnConflict with
+// retry.DefaultRetry, and gives up after its attempts.
+func retryOnConflict(ctx context.Context, c client.Client, start *jobstatev1alpha1.JobState) (newWriter, error) {
+	key := client.ObjectKeyFromObject(start)
+	return func(int) (func() error, error) {
+		return func() error {
+			return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				js := &jobstatev1alpha1.JobState{}
+				if err := c.Get(ctx, key, js); err != nil {
+					return err
+				}
+				if err := increment(js); err != nil {
+					return err
+				}
+				return c.Status().Update(ctx, js)
+			})
+		}, nil
+	}, nil
+}
+
+// oneUpdater gives all writers one Updater, as goroutines of one process
+// would share it, so concurrent Updates are group-committed. Each writer
+// carries its own object between calls.
+func oneUpdater(ctx context.Context, c client.Client, start *jobstatev1alpha1.JobState) (newWriter, error) {
+	u, err := update.New[*jobstatev1alpha1.JobState](c, update.Options{Status: true})
+	if err != nil {
+		return nil, err
+	}
+	return func(int) (func() error, error) {
+		js := start.DeepCopy()
+		return func() error { return u.Update(ctx, js, increment) }, nil
+	}, nil
+}
+
+// updaterPerWriter gives every writer its own Updater, as separate
+// processes would have: nothing is group-committed and every race is a real
+// 409 Conflict. The one-minute Timeout keeps a writer that keeps losing in
+// line instead of giving up after DefaultMaxAttempts.
+func updaterPerWriter(ctx context.Context, c client.Client, start *jobstatev1alpha1.JobState) (newWriter, error) {
+	return func(int) (func() error, error) {
+		u, err := update.New[*jobstatev1alpha1.JobState](c, update.Options{Status: true, Timeout: time.Minute})
+		if err != nil {
+			return nil, err
+		}
+		js := start.DeepCopy()
+		return func() error { return u.Update(ctx, js, increment) }, nil
+	}, nil
+}
+
+// printTable writes the results with their ratio to the first row, raw
+// serial, then the first error of every row that had failures.
+func printTable(out io.Writer, results []result) {
+	base := results[0].rate()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "variant\tupdates ok\tfailed\tlost\twrites\telapsed\tupdates/s\t× raw serial\ttarget")
+	met, total := 0, 0
+	for _, r := range results {
+		ratio := r.rate() / base
+		pass := checkTarget(r, ratio)
+		total++
+		if pass {
+			met++
+		}
+		tgt := describeTarget(r.target, pass)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%.0f\t%.2f\t%s\n",
+			r.name, r.ok, r.failed, r.lost, r.writes, r.elapsed.Round(time.Millisecond), r.rate(), ratio, tgt)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(out, "targets met: %d of %d (lost must be 0 in every row)\n", met, total)
+	for _, r := range results {
+		if r.firstErr != nil {
+			fmt.Fprintf(out, "%s: first error of %d: %s\n", r.name, r.failed, truncate(r.firstErr.Error(), 300))
+		}
+	}
+}
+
+// checkTarget reports whether r met its target: no lost updates, and the
+// ratio and failure count it asks for.
+func checkTarget(r result, ratio float64) bool {
+	return r.lost == 0 &&
+		(r.target.minRatio == 0 || ratio >= r.target.minRatio) &&
+		(!r.target.noFailures || r.failed == 0)
+}
+
+// describeTarget renders a target such as "≥0.90, 0 failed, 0 lost ✓".
+func describeTarget(t target, pass bool) string {
+	var parts []string
+	if t.minRatio > 0 {
+		parts = append(parts, fmt.Sprintf("≥%.2f", t.minRatio))
+	}
+	if t.noFailures {
+		parts = append(parts, "0 failed")
+	}
+	parts = append(parts, "0 lost")
+	mark := "✓"
+	if !pass {
+		mark = "✗"
+	}
+	return strings.Join(parts, ", ") + " " + mark
+}
+
+// truncate shortens s to n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
