@@ -19,7 +19,6 @@ package update_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,7 +32,6 @@ import (
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/internal/testenv"
-	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
@@ -46,17 +44,8 @@ const (
 	perWriter = 100
 )
 
-// increment is the updateAction of the concurrency tests: counter += 1 in
-// status.data.
-func increment(js *jobstatev1alpha1.JobState) error {
-	data, err := jobstate.Data(js)
-	if err != nil {
-		return err
-	}
-	n, _ := data["counter"].(float64)
-	data["counter"] = n + 1
-	return jobstate.SetData(js, data)
-}
+// increment is the updateAction of the concurrency tests.
+var increment = testenv.Increment
 
 func counter(t *testing.T, key client.ObjectKey) int {
 	t.Helper()
@@ -64,12 +53,11 @@ func counter(t *testing.T, key client.ObjectKey) int {
 	if err := env.Client.Get(t.Context(), key, js); err != nil {
 		t.Fatal(err)
 	}
-	data, err := jobstate.Data(js)
+	n, err := testenv.Counter(js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := data["counter"].(float64)
-	return int(n)
+	return n
 }
 
 func newJobState(t *testing.T) client.ObjectKey {
@@ -429,5 +417,3 @@ func TestOptionsAreValidated(t *testing.T) {
 		})
 	}
 }
-
-var _ = fmt.Sprint

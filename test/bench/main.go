@@ -69,7 +69,6 @@ import (
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/internal/testenv"
-	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
@@ -346,23 +345,7 @@ func (b *bench) counter(ctx context.Context, key client.ObjectKey) (int, error) 
 	if err := b.env.Client.Get(ctx, key, js); err != nil {
 		return 0, fmt.Errorf("reading JobState %s: %w", key, err)
 	}
-	data, err := jobstate.Data(js)
-	if err != nil {
-		return 0, err
-	}
-	n, _ := data["counter"].(float64)
-	return int(n), nil
-}
-
-// increment is the update every variant makes: counter += 1 in status.data.
-func increment(js *jobstatev1alpha1.JobState) error {
-	data, err := jobstate.Data(js)
-	if err != nil {
-		return err
-	}
-	n, _ := data["counter"].(float64)
-	data["counter"] = n + 1
-	return jobstate.SetData(js, data)
+	return testenv.Counter(js)
 }
 
 // rawSerial is the baseline: one writer, each write made from the object the
@@ -372,7 +355,7 @@ func rawSerial(ctx context.Context, c client.Client, start *jobstatev1alpha1.Job
 	return func(int) (func() error, error) {
 		js := start.DeepCopy()
 		return func() error {
-			err := increment(js)
+			err := testenv.Increment(js)
 			if err == nil {
 				err = c.Status().Update(ctx, js)
 			}
@@ -401,7 +384,7 @@ func retryOnConflict(ctx context.Context, c client.Client, start *jobstatev1alph
 				if err := c.Get(ctx, key, js); err != nil {
 					return err
 				}
-				if err := increment(js); err != nil {
+				if err := testenv.Increment(js); err != nil {
 					return err
 				}
 				return c.Status().Update(ctx, js)
@@ -420,7 +403,7 @@ func oneUpdater(ctx context.Context, c client.Client, start *jobstatev1alpha1.Jo
 	}
 	return func(int) (func() error, error) {
 		js := start.DeepCopy()
-		return func() error { return u.Update(ctx, js, increment) }, nil
+		return func() error { return u.Update(ctx, js, testenv.Increment) }, nil
 	}, nil
 }
 
@@ -435,7 +418,7 @@ func updaterPerWriter(ctx context.Context, c client.Client, start *jobstatev1alp
 			return nil, err
 		}
 		js := start.DeepCopy()
-		return func() error { return u.Update(ctx, js, increment) }, nil
+		return func() error { return u.Update(ctx, js, testenv.Increment) }, nil
 	}, nil
 }
 
