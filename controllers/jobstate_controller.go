@@ -28,8 +28,13 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
+	"github.com/jobstate-dev/jobstate/pkg/lease"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
+
+// ControllerIdentity is the holder identity of the reconciler's Lease locks.
+const ControllerIdentity = "jobstate-controller"
 
 // JobStateReconciler drives the lifecycle of JobStates that workers do not:
 // it initializes the status, cancels on spec.cancel, fails jobs past their
@@ -42,15 +47,22 @@ type JobStateReconciler struct {
 	// through it after a conflict (mgr.GetAPIReader()).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// LeaseClient takes the Leases of JobStates with lockPolicy Lease; it
+	// must be able to watch (a manager's cached client cannot: SetupWithManager
+	// builds one from the manager's config).
+	LeaseClient client.WithWatch
 	// Clock is the time source. Default: the real clock.
-	Clock clock.PassiveClock
+	Clock clock.WithTicker
 
-	status *update.Updater[*jobstatev1alpha1.JobState]
+	// jobs writes status the way workers do: through the update library,
+	// under the job's Lease when its lockPolicy says so.
+	jobs *jobstate.Client
 }
 
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update
 
 // Reconcile brings one JobState up to date with the clock.
 func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -84,13 +96,14 @@ func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1
 		return nil
 	}
 	var done []transition
-	err := r.status.Update(ctx, js, func(js *jobstatev1alpha1.JobState) error {
+	written, err := r.jobs.Update(ctx, client.ObjectKeyFromObject(js), func(js *jobstatev1alpha1.JobState) error {
 		done = reconcileStatus(js, r.Clock.Now())
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("updating status: %w", err)
 	}
+	written.DeepCopyInto(js)
 	for _, t := range done {
 		logf.FromContext(ctx).Info("JobState transition", "phase", js.Status.Phase, "reason", t.reason, "attempt", js.Status.Attempt)
 		r.Recorder.Eventf(js, nil, t.eventType, t.reason, "Reconcile", t.message)
@@ -122,6 +135,12 @@ func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("jobstate-controller")
 	}
+	if r.LeaseClient == nil {
+		var err error
+		if r.LeaseClient, err = client.NewWithWatch(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}); err != nil {
+			return err
+		}
+	}
 	if err := r.init(); err != nil {
 		return err
 	}
@@ -133,13 +152,19 @@ func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // init validates the fields and builds the status updater.
 func (r *JobStateReconciler) init() error {
-	if r.Client == nil || r.APIReader == nil || r.Recorder == nil {
-		return fmt.Errorf("JobStateReconciler needs Client, APIReader and Recorder")
+	if r.Client == nil || r.APIReader == nil || r.Recorder == nil || r.LeaseClient == nil {
+		return fmt.Errorf("JobStateReconciler needs Client, APIReader, LeaseClient and Recorder")
 	}
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
 	var err error
-	r.status, err = update.New[*jobstatev1alpha1.JobState](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
+	r.jobs, err = jobstate.New(r.Client, jobstate.Options{
+		Identity:    ControllerIdentity,
+		Clock:       r.Clock,
+		Update:      update.Options{LiveReader: r.APIReader},
+		Lease:       lease.Options{Clock: r.Clock},
+		LeaseClient: r.LeaseClient,
+	})
 	return err
 }

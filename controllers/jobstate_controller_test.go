@@ -54,7 +54,7 @@ type harness struct {
 func newHarness(t *testing.T, spec jobstatev1alpha1.JobStateSpec) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: clocktesting.NewFakeClock(t0), recorder: events.NewFakeRecorder(100)}
-	h.r = &JobStateReconciler{Client: env.Client, APIReader: env.Client, Recorder: h.recorder, Clock: h.clock}
+	h.r = &JobStateReconciler{Client: env.Client, APIReader: env.Client, LeaseClient: env.Client, Recorder: h.recorder, Clock: h.clock}
 	if err := h.r.init(); err != nil {
 		t.Fatal(err)
 	}

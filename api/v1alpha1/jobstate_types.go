@@ -142,6 +142,7 @@ type JobStateSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed', 'Cancelled']) || (has(self.phase) && self.phase == oldSelf.phase)",message="status.phase is terminal (Succeeded, Failed or Cancelled) and cannot change"
 // +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Running' || (has(self.holder) && size(self.holder) > 0 && has(self.attempt) && self.attempt >= 1)",message="status.holder and status.attempt >= 1 are required while status.phase is Running"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.attempt) || (has(self.attempt) && self.attempt >= oldSelf.attempt)",message="status.attempt may not decrease"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.lockToken) || has(self.lockToken)",message="status.lockToken cannot be removed once set"
 type JobStateStatus struct {
 	// phase is where the job is in its lifecycle. Succeeded, Failed and
 	// Cancelled are terminal.
@@ -205,6 +206,14 @@ type JobStateStatus struct {
 	// +kubebuilder:validation:MaxItems=8
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// lockToken is the fencing token of the last write made under the job's
+	// Lease (spec.lockPolicy Lease). It never decreases, so a writer whose
+	// lock was taken over cannot overwrite its successor's work.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="status.lockToken may not decrease: a newer lock holder has written this JobState"
+	// +optional
+	LockToken int64 `json:"lockToken,omitempty"`
 
 	// observedGeneration is the metadata.generation of the spec the
 	// controller last acted on.

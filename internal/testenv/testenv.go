@@ -45,8 +45,8 @@ const K8sVersion = "1.37.2"
 type Env struct {
 	Config *rest.Config
 	Scheme *apiruntime.Scheme
-	// Client talks to the API server directly (no cache).
-	Client client.Client
+	// Client talks to the API server directly (no cache) and can watch.
+	Client client.WithWatch
 
 	env *envtest.Environment
 }
@@ -102,7 +102,7 @@ func Start() (*Env, error) {
 	// measure the rate limiter instead of the API server.
 	cfg.QPS, cfg.Burst = -1, -1
 	scheme := Scheme()
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
 		return nil, err

@@ -21,14 +21,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/lease"
 	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
@@ -50,6 +53,14 @@ type Options struct {
 	// Update tunes the retries of every write (backoff, attempts, timeout,
 	// live reader). Status is set by the Client.
 	Update update.Options
+
+	// Lease tunes the locks taken for JobStates with spec.lockPolicy Lease
+	// (TTL, renew interval, acquire timeout). Identity is set by the Client.
+	Lease lease.Options
+
+	// LeaseClient creates, watches and updates those Leases. Default: the
+	// client given to New, if it can watch (client.WithWatch).
+	LeaseClient client.WithWatch
 }
 
 // Client changes JobStates on behalf of one worker. It is safe for
@@ -57,9 +68,23 @@ type Options struct {
 type Client struct {
 	status   *update.Updater[*jobstatev1alpha1.JobState]
 	spec     *update.Updater[*jobstatev1alpha1.JobState]
+	reader   client.Reader
 	identity string
 	clock    clock.PassiveClock
 	recorder events.EventRecorder
+
+	leaseClient client.WithWatch
+	leaseOpts   lease.Options
+	mu          sync.Mutex
+	locks       map[string]*lease.Client // by namespace
+	policies    map[client.ObjectKey]policy
+}
+
+// policy is what a Client remembers of a JobState to choose its write path;
+// lockPolicy is immutable, and every write re-checks it on the live object.
+type policy struct {
+	lockPolicy jobstatev1alpha1.LockPolicy
+	uid        types.UID
 }
 
 // Attempt is a claimed attempt of a job: what Claim returns and Heartbeat,
@@ -96,7 +121,20 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobstate: %w", err)
 	}
-	return &Client{status: status, spec: spec, identity: opts.Identity, clock: opts.Clock, recorder: opts.Recorder}, nil
+	leaseOpts := opts.Lease
+	leaseOpts.Identity = opts.Identity
+	if opts.LeaseClient == nil {
+		opts.LeaseClient, _ = c.(client.WithWatch)
+	}
+	reader := opts.Update.LiveReader
+	if reader == nil {
+		reader = c
+	}
+	return &Client{
+		status: status, spec: spec, reader: reader, identity: opts.Identity, clock: opts.Clock, recorder: opts.Recorder,
+		leaseClient: opts.LeaseClient, leaseOpts: leaseOpts,
+		locks: map[string]*lease.Client{}, policies: map[client.ObjectKey]policy{},
+	}, nil
 }
 
 // Claim starts the next attempt of a Pending job for this worker: phase
@@ -165,9 +203,7 @@ func (c *Client) Fail(ctx context.Context, a Attempt, message string) error {
 // waiting for the controller. It fails with lifecycle.ErrIllegalTransition
 // if the job already finished.
 func (c *Client) Cancel(ctx context.Context, key client.ObjectKey, message string) error {
-	js := &jobstatev1alpha1.JobState{}
-	js.Namespace, js.Name = key.Namespace, key.Name
-	err := c.spec.Update(ctx, js, func(js *jobstatev1alpha1.JobState) error {
+	js, err := c.write(ctx, key, c.spec, func(js *jobstatev1alpha1.JobState) error {
 		if err := lifecycle.Allowed(js.Status.Phase, lifecycle.Cancel); err != nil {
 			return err
 		}
@@ -187,14 +223,133 @@ func (c *Client) Cancel(ctx context.Context, key client.ObjectKey, message strin
 }
 
 // Update applies action to the JobState's status (see update.Updater.Update)
-// and returns the object as stored.
+// and returns the object as stored. Under spec.lockPolicy Lease it holds the
+// job's Lease around the update and fences the write with the lock's token
+// (status.lockToken).
 func (c *Client) Update(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
-	js := &jobstatev1alpha1.JobState{}
-	js.Namespace, js.Name = key.Namespace, key.Name
-	if err := c.status.Update(ctx, js, action); err != nil {
-		return nil, err
+	return c.write(ctx, key, c.status, action)
+}
+
+// LeaseName is the Lease that guards the JobState name under lockPolicy
+// Lease.
+func LeaseName(name string) string { return "jobstate." + name }
+
+var errPolicyChanged = errors.New("JobState lockPolicy differs from the one the write was prepared for")
+
+// write applies action through u on the path the JobState's lockPolicy
+// asks for: optimistic, or under its Lease.
+func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Updater[*jobstatev1alpha1.JobState], action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
+	for range 3 {
+		p, err := c.policy(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		guarded := func(js *jobstatev1alpha1.JobState) error {
+			// The remembered policy may belong to a deleted namesake.
+			if lockPolicy(js) != p.lockPolicy || js.UID != p.uid {
+				return errPolicyChanged
+			}
+			return action(js)
+		}
+		js := &jobstatev1alpha1.JobState{}
+		js.Namespace, js.Name = key.Namespace, key.Name
+		if p.lockPolicy == jobstatev1alpha1.LockPolicyLease {
+			err = c.withLock(ctx, key, p.uid, func(ctx context.Context, token int64) error {
+				if u == c.status {
+					guarded = update.Fenced(token, lockToken, guarded)
+				}
+				return u.Update(ctx, js, guarded)
+			})
+		} else {
+			err = u.Update(ctx, js, guarded)
+		}
+		if errors.Is(err, errPolicyChanged) {
+			c.forget(key)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return js, nil
 	}
-	return js, nil
+	return nil, fmt.Errorf("updating JobState %s: %w", key, errPolicyChanged)
+}
+
+// lockToken is where a JobState keeps the fencing token of its last
+// Lease-guarded write.
+var lockToken = update.TokenField[*jobstatev1alpha1.JobState]{
+	Get: func(js *jobstatev1alpha1.JobState) int64 { return js.Status.LockToken },
+	Set: func(js *jobstatev1alpha1.JobState, token int64) { js.Status.LockToken = token },
+}
+
+// withLock runs fn while holding the JobState's Lease, with a context that
+// ends if the lock is lost.
+func (c *Client) withLock(ctx context.Context, key client.ObjectKey, uid types.UID, fn func(ctx context.Context, token int64) error) error {
+	locks, err := c.lockClient(key.Namespace)
+	if err != nil {
+		return err
+	}
+	owner := &jobstatev1alpha1.JobState{}
+	owner.Namespace, owner.Name, owner.UID = key.Namespace, key.Name, uid
+	lock, err := locks.Acquire(ctx, LeaseName(key.Name), lease.WithOwner(owner))
+	if err != nil {
+		return fmt.Errorf("locking JobState %s (lockPolicy Lease): %w", key, err)
+	}
+	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(lock.Context(), cancel)()
+	return fn(ctx, lock.Token())
+}
+
+func (c *Client) lockClient(namespace string) (*lease.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.locks[namespace]; l != nil {
+		return l, nil
+	}
+	if c.leaseClient == nil {
+		return nil, errors.New("jobstate: a JobState with lockPolicy Lease needs a client that can watch Leases: set Options.LeaseClient")
+	}
+	l, err := lease.New(c.leaseClient, namespace, c.leaseOpts)
+	if err != nil {
+		return nil, fmt.Errorf("jobstate: %w", err)
+	}
+	c.locks[namespace] = l
+	return l, nil
+}
+
+// policy returns the remembered lockPolicy of the JobState, reading it live
+// the first time.
+func (c *Client) policy(ctx context.Context, key client.ObjectKey) (policy, error) {
+	c.mu.Lock()
+	p, ok := c.policies[key]
+	c.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	js := &jobstatev1alpha1.JobState{}
+	if err := c.reader.Get(ctx, key, js); err != nil {
+		return policy{}, fmt.Errorf("reading JobState %s: %w", key, err)
+	}
+	p = policy{lockPolicy: lockPolicy(js), uid: js.UID}
+	c.mu.Lock()
+	c.policies[key] = p
+	c.mu.Unlock()
+	return p, nil
+}
+
+func (c *Client) forget(key client.ObjectKey) {
+	c.mu.Lock()
+	delete(c.policies, key)
+	c.mu.Unlock()
+}
+
+func lockPolicy(js *jobstatev1alpha1.JobState) jobstatev1alpha1.LockPolicy {
+	if js.Spec.LockPolicy == "" {
+		return jobstatev1alpha1.LockPolicyOptimistic
+	}
+	return js.Spec.LockPolicy
 }
 
 // record emits the Event of the transition just written to js.
