@@ -50,6 +50,8 @@ const (
 	msgPhaseTerminal   = "status.phase is terminal (Succeeded, Failed or Cancelled) and cannot change"
 	msgRunningRequires = "status.holder and status.attempt >= 1 are required while status.phase is Running"
 	msgAttemptDecrease = "status.attempt may not decrease"
+	msgLockToken       = "status.lockToken may not decrease: a newer lock holder has written this JobState"
+	msgLockTokenGone   = "status.lockToken cannot be removed once set"
 	msgLockPolicy      = "spec.lockPolicy is immutable"
 	msgCancelRevert    = "spec.cancel cannot be reverted once set"
 )
@@ -262,6 +264,29 @@ func invalidWriteCases() []invalidWriteCase {
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Attempt = 1 }),
 			field: "status",
 			want:  []string{msgAttemptDecrease},
+		},
+		invalidWriteCase{
+			name: "lockToken decreases 5 to 3",
+			spec: jobstatev1alpha1.JobStateSpec{LockPolicy: jobstatev1alpha1.LockPolicyLease},
+			setup: []jobstatev1alpha1.JobStateStatus{stPending, func() jobstatev1alpha1.JobStateStatus {
+				s := stRunning1
+				s.LockToken = 5
+				return s
+			}()},
+			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.LockToken = 3 }),
+			field: "status.lockToken",
+			want:  []string{msgLockToken},
+		},
+		invalidWriteCase{
+			name: "lockToken removed",
+			setup: []jobstatev1alpha1.JobStateStatus{func() jobstatev1alpha1.JobStateStatus {
+				s := stPending
+				s.LockToken = 2
+				return s
+			}()},
+			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.LockToken = 0 }), // omitempty: the field is dropped
+			field: "status",
+			want:  []string{msgLockTokenGone},
 		},
 		invalidWriteCase{
 			name:  "attempt removed",
