@@ -352,9 +352,6 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 	var lastConflict error
 	try := func() error {
 		attempts++
-		for r := range batch {
-			batch[r].err = nil
-		}
 		fresh := false
 		for {
 			if err := ctx.Err(); err != nil {
@@ -440,6 +437,7 @@ func (u *Updater[T]) apply(cur T, batch []*request[T]) (T, []*request[T]) {
 		if len(batch) > 1 {
 			before = u.copyOf(work)
 		}
+		r.err = nil // from an earlier application to a stale copy
 		if err := r.action(work); err != nil {
 			r.err = err
 			if len(batch) > 1 {

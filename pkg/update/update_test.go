@@ -417,3 +417,41 @@ func TestOptionsAreValidated(t *testing.T) {
 		})
 	}
 }
+
+// TestActionFailingOnAStaleCopyIsAppliedLive: an action that refuses the
+// carried (stale) state but accepts the live one succeeds — a carried copy
+// never decides a failure.
+func TestActionFailingOnAStaleCopyIsAppliedLive(t *testing.T) {
+	key := newJobState(t)
+	setProgress := func(p int32) {
+		t.Helper()
+		js := &jobstatev1alpha1.JobState{}
+		if err := env.Client.Get(t.Context(), key, js); err != nil {
+			t.Fatal(err)
+		}
+		js.Status.Progress = p
+		if err := env.Client.Status().Update(t.Context(), js); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setProgress(50)
+	stale := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, stale); err != nil {
+		t.Fatal(err)
+	}
+	setProgress(0) // the live object now allows the action
+	errBusy := errors.New("progress must be 0")
+	err := newUpdater(t, update.Options{Status: true}).Update(t.Context(), stale, func(js *jobstatev1alpha1.JobState) error {
+		if js.Status.Progress != 0 {
+			return errBusy
+		}
+		js.Status.Progress = 10
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v, want success on the live object", err)
+	}
+	if stale.Status.Progress != 10 {
+		t.Errorf("progress = %d, want 10", stale.Status.Progress)
+	}
+}
