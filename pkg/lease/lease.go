@@ -106,6 +106,18 @@ type Client struct {
 	c         client.WithWatch
 	namespace string
 	opts      Options
+
+	mu       sync.Mutex
+	observed map[string]observation // by Lease name
+}
+
+// observation is when this Client first saw a Lease at a resourceVersion,
+// on its own clock: the start of the TTL of a holder that has gone silent.
+// It is kept across calls so that TryAcquire, called again and again, can
+// see a Lease expire.
+type observation struct {
+	resourceVersion string
+	at              time.Time
 }
 
 // New validates opts and returns a Client for Leases in namespace.
@@ -133,7 +145,7 @@ func New(c client.WithWatch, namespace string, opts Options) (*Client, error) {
 	case opts.AcquireTimeout < 0:
 		return nil, fmt.Errorf("lease: Options.AcquireTimeout must not be negative, got %s", opts.AcquireTimeout)
 	}
-	return &Client{c: c, namespace: namespace, opts: opts}, nil
+	return &Client{c: c, namespace: namespace, opts: opts, observed: map[string]observation{}}, nil
 }
 
 // Identity is the holder identity of this Client.
@@ -147,7 +159,7 @@ type acquireOptions struct {
 }
 
 // WithOwner makes a Lease created by this acquisition owned by owner (an
-// ownerReference and the owner's name as a label), so it is garbage
+// ownerReference, and OwnerKindLabel and OwnerUIDLabel), so it is garbage
 // collected with it. owner must have a UID.
 func WithOwner(owner client.Object) AcquireOption {
 	return func(o *acquireOptions) { o.owner = owner }
@@ -191,8 +203,7 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 		defer cancel()
 	}
 	start := c.opts.Clock.Now()
-	var observedRV, holder string
-	var observedAt time.Time
+	var holder string
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, &TimeoutError{Name: name, Holder: holder, Waited: c.opts.Clock.Since(start), Err: err}
@@ -201,6 +212,7 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 		lease := &coordinationv1.Lease{}
 		err := c.c.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, lease)
 		if apierrors.IsNotFound(err) {
+				sent := c.opts.Clock.Now()
 			lease, err = c.create(ctx, name, o.owner)
 			if apierrors.IsAlreadyExists(err) {
 				continue
@@ -208,21 +220,20 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 			if err != nil {
 				return nil, c.wrap(ctx, err, name, holder, start)
 			}
-			return c.hold(parent, lease), nil
+			return c.hold(parent, lease, sent), nil
 		}
 		if err != nil {
 			return nil, c.wrap(ctx, err, name, holder, start)
 		}
 		// Step 2.
 		now := c.opts.Clock.Now()
-		if lease.ResourceVersion != observedRV {
-			observedRV, observedAt = lease.ResourceVersion, now
-		}
+		observedAt := c.observe(name, lease.ResourceVersion, now)
 		record := resourcelock.LeaseSpecToLeaderElectionRecord(&lease.Spec)
 		holder = record.HolderIdentity
 		expiry := observedAt.Add(time.Duration(record.LeaseDurationSeconds) * time.Second)
 		// Step 3.
 		if holder == "" || !now.Before(expiry) {
+			sent := c.opts.Clock.Now()
 			taken, err := c.take(ctx, lease, record)
 			if apierrors.IsConflict(err) {
 				continue
@@ -230,7 +241,7 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 			if err != nil {
 				return nil, c.wrap(ctx, err, name, holder, start)
 			}
-			return c.hold(parent, taken), nil
+			return c.hold(parent, taken, sent), nil
 		}
 		if !wait {
 			return nil, &HeldError{Name: name, Holder: holder}
@@ -238,6 +249,19 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 		// Step 4.
 		c.waitForChange(ctx, lease, expiry)
 	}
+}
+
+// observe records that the Lease name was seen at resourceVersion rv at now,
+// and returns when this Client first saw it at rv.
+func (c *Client) observe(name, rv string, now time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.observed[name]
+	if !ok || o.resourceVersion != rv {
+		o = observation{resourceVersion: rv, at: now}
+		c.observed[name] = o
+	}
+	return o.at
 }
 
 func (c *Client) wrap(ctx context.Context, err error, name, holder string, start time.Time) error {
@@ -273,13 +297,19 @@ func (c *Client) create(ctx context.Context, name string, owner client.Object) (
 			return nil, err
 		}
 		lease.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, gvk)}
-		lease.Labels[OwnerLabel] = owner.GetName()
+		lease.Labels[OwnerKindLabel] = gvk.Kind
+		lease.Labels[OwnerUIDLabel] = string(owner.GetUID())
 	}
 	return lease, c.c.Create(ctx, lease)
 }
 
-// OwnerLabel is set on Leases created WithOwner to the owner's name.
-const OwnerLabel = "lease.jobstate.dev/owner"
+// Labels of Leases created WithOwner: the owner's kind and UID (names may
+// be longer than a label value allows), to find an object's locks with a
+// label selector.
+const (
+	OwnerKindLabel = "lease.jobstate.dev/owner-kind"
+	OwnerUIDLabel  = "lease.jobstate.dev/owner-uid"
+)
 
 func (c *Client) take(ctx context.Context, lease *coordinationv1.Lease, old *resourcelock.LeaderElectionRecord) (*coordinationv1.Lease, error) {
 	lease = lease.DeepCopy()
@@ -313,14 +343,16 @@ func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease,
 	}
 }
 
-// hold starts renewing a freshly taken Lease and returns its Lock.
-func (c *Client) hold(parent context.Context, lease *coordinationv1.Lease) *Lock {
+// hold starts renewing a freshly taken Lease and returns its Lock. sent is
+// when the write that took it was sent: the holder counts its TTL from
+// there, never later than any waiter can have seen the write.
+func (c *Client) hold(parent context.Context, lease *coordinationv1.Lease, sent time.Time) *Lock {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	l := &Lock{
-		client: c, lease: lease, token: transitions(lease),
+		client: c, name: lease.Name, lease: lease, token: transitions(lease),
 		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	go l.renew(parent)
+	go l.renew(parent, sent)
 	return l
 }
 
@@ -334,6 +366,7 @@ func transitions(lease *coordinationv1.Lease) int64 {
 // Lock is a held lock.
 type Lock struct {
 	client *Client
+	name   string
 	token  int64
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -347,7 +380,7 @@ type Lock struct {
 }
 
 // Name is the Lease's name.
-func (l *Lock) Name() string { return l.lease.Name }
+func (l *Lock) Name() string { return l.name }
 
 // Token is the fencing token of this acquisition: the Lease's
 // leaseTransitions, larger than that of every earlier acquisition.
@@ -362,12 +395,11 @@ func (l *Lock) Context() context.Context { return l.ctx }
 
 // renew renews the Lease every RenewInterval until Release, the Acquire
 // context ends (then it releases), or the lock is lost.
-func (l *Lock) renew(parent context.Context) {
+func (l *Lock) renew(parent context.Context, lastRenew time.Time) {
 	defer close(l.done)
 	c := l.client
 	ticker := c.opts.Clock.NewTicker(c.opts.RenewInterval)
 	defer ticker.Stop()
-	lastRenew := c.opts.Clock.Now()
 	for {
 		select {
 		case <-l.stop:
@@ -379,8 +411,9 @@ func (l *Lock) renew(parent context.Context) {
 			return
 		case <-ticker.C():
 		}
+		sent := c.opts.Clock.Now()
 		if err := l.renewOnce(); err == nil {
-			lastRenew = c.opts.Clock.Now()
+			lastRenew = sent
 		} else if errors.Is(err, errLost) || c.opts.Clock.Since(lastRenew) >= c.opts.TTL-c.opts.RenewInterval {
 			// Taken over, or silent so long that a waiter may soon take
 			// over: stop acting before the TTL runs out.
@@ -477,11 +510,11 @@ func (l *Lock) release(ctx context.Context) error {
 			return nil
 		}
 		lease = &coordinationv1.Lease{}
-		if err := c.c.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: l.lease.Name}, lease); err != nil {
+		if err := c.c.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: l.name}, lease); err != nil {
 			return client.IgnoreNotFound(err)
 		}
 	}
-	return fmt.Errorf("releasing lock %s/%s: the Lease kept changing", c.namespace, l.lease.Name)
+	return fmt.Errorf("releasing lock %s/%s: the Lease kept changing", c.namespace, l.name)
 }
 
 // Locks are several locks held together; see AcquireAll.

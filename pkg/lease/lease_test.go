@@ -264,11 +264,8 @@ func TestCrashedHolderIsTakenOverAndFenced(t *testing.T) {
 	opts := lease.Options{TTL: 2 * time.Second, RenewInterval: 500 * time.Millisecond}
 	a, b := newClient(t, ns, "a", opts), newClient(t, ns, "b", opts)
 
-	la := acquire(t, a, ctx, "crash")
-	if err := guardedWrite(ctx, ns, "guarded", la.Token(), "a"); err == nil {
-		t.Fatal("guarded write to a missing ConfigMap succeeded")
-	}
 	newConfigMap(t, ns, "guarded", nil)
+	la := acquire(t, a, ctx, "crash")
 	if err := guardedWrite(ctx, ns, "guarded", la.Token(), "a"); err != nil {
 		t.Fatalf("A's guarded write: %v", err)
 	}
@@ -611,7 +608,7 @@ func TestAcquireAllUnderContention(t *testing.T) {
 }
 
 // TestWithOwner: a Lease created WithOwner has an ownerReference to the
-// owner and the OwnerLabel, besides Options.Labels.
+// owner and the owner labels, besides Options.Labels.
 func TestWithOwner(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
@@ -627,8 +624,8 @@ func TestWithOwner(t *testing.T) {
 	if ref.UID != owner.UID || ref.Kind != "ConfigMap" || ref.APIVersion != "v1" || ref.Name != "owner" {
 		t.Errorf("ownerReference = %+v, want ConfigMap v1 owner with UID %s", ref, owner.UID)
 	}
-	if got := l.Labels[lease.OwnerLabel]; got != "owner" {
-		t.Errorf("label %s = %q, want %q", lease.OwnerLabel, got, "owner")
+	if kind, uid := l.Labels[lease.OwnerKindLabel], l.Labels[lease.OwnerUIDLabel]; kind != "ConfigMap" || uid != string(owner.UID) {
+		t.Errorf("owner labels = %q/%q, want ConfigMap/%s", kind, uid, owner.UID)
 	}
 	if got := l.Labels["app"]; got != "test" {
 		t.Errorf("label app = %q, want %q (Options.Labels)", got, "test")

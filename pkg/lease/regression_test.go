@@ -17,7 +17,6 @@ limitations under the License.
 package lease_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,23 +24,12 @@ import (
 	"github.com/jobstate-dev/jobstate/pkg/lease"
 )
 
-// The tests in this file reproduce bugs in lease.go. They fail until the
-// bugs are fixed, so they run only with LEASE_BUG_TESTS=1:
-//
-//	LEASE_BUG_TESTS=1 go test -count=1 -race -run Bug ./pkg/lease/
-func skipUnlessBugTests(t *testing.T) {
-	t.Helper()
-	if os.Getenv("LEASE_BUG_TESTS") == "" {
-		t.Skip("reproduces a known bug in lease.go; set LEASE_BUG_TESTS=1 to run")
-	}
-}
+// Regression tests for bugs found in review.
 
-// TestBugTryAcquireNeverTakesExpiredLock: TryAcquire is documented to take
-// the lock "if it is free (or expired)", but every call is a first
-// observation (observedAt = now), so a crashed holder's Lease never looks
-// expired to it: TryAcquire returns *HeldError forever.
-func TestBugTryAcquireNeverTakesExpiredLock(t *testing.T) {
-	skipUnlessBugTests(t)
+// TestTryAcquireTakesAnExpiredLock: repeated TryAcquire calls remember
+// when they first saw the Lease, so a crashed holder's Lease expires for
+// them (it once looked fresh on every call).
+func TestTryAcquireTakesAnExpiredLock(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	opts := lease.Options{TTL: time.Second, RenewInterval: 250 * time.Millisecond}
@@ -63,11 +51,9 @@ func TestBugTryAcquireNeverTakesExpiredLock(t *testing.T) {
 	}
 }
 
-// TestBugNameRacesWithRenewal: Lock.Name reads l.lease without l.mu while
-// the renew goroutine replaces it (setLease) at every renewal. The race
-// detector reports it.
-func TestBugNameRacesWithRenewal(t *testing.T) {
-	skipUnlessBugTests(t)
+// TestNameDoesNotRaceWithRenewal: Lock.Name is read while the renew
+// goroutine replaces the Lease (it once read it unguarded).
+func TestNameDoesNotRaceWithRenewal(t *testing.T) {
 	ns := env.Namespace(t)
 	opts := lease.Options{TTL: time.Second, RenewInterval: 50 * time.Millisecond}
 	l := acquire(t, newClient(t, ns, "a", opts), t.Context(), "named")
@@ -80,11 +66,9 @@ func TestBugNameRacesWithRenewal(t *testing.T) {
 	}
 }
 
-// TestBugWithOwnerLongName: WithOwner puts the owner's name in the
-// OwnerLabel label, but names may be 253 characters and label values only
-// 63, so Acquire fails for an owner with a longer name.
-func TestBugWithOwnerLongName(t *testing.T) {
-	skipUnlessBugTests(t)
+// TestWithOwnerLongName: owner names may be longer than a label value (it
+// once put the name in a label and failed).
+func TestWithOwnerLongName(t *testing.T) {
 	ns := env.Namespace(t)
 	owner := newConfigMap(t, ns, strings.Repeat("x", 100), nil)
 	l, err := newClient(t, ns, "a", lease.Options{}).Acquire(t.Context(), "owned", lease.WithOwner(owner))
