@@ -212,7 +212,7 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 		lease := &coordinationv1.Lease{}
 		err := c.c.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, lease)
 		if apierrors.IsNotFound(err) {
-				sent := c.opts.Clock.Now()
+			sent := c.opts.Clock.Now()
 			lease, err = c.create(ctx, name, o.owner)
 			if apierrors.IsAlreadyExists(err) {
 				continue
