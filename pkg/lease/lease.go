@@ -347,6 +347,9 @@ func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease,
 // when the write that took it was sent: the holder counts its TTL from
 // there, never later than any waiter can have seen the write.
 func (c *Client) hold(parent context.Context, lease *coordinationv1.Lease, sent time.Time) *Lock {
+	c.mu.Lock()
+	delete(c.observed, lease.Name) // only waiters need it; keeps the map small
+	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	l := &Lock{
 		client: c, name: lease.Name, lease: lease, token: transitions(lease),
