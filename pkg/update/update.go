@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -161,8 +162,8 @@ func New[T Object[T]](c client.Client, opts Options) (*Updater[T], error) {
 	switch {
 	case opts.Backoff.Cap != 0:
 		return nil, errors.New("update: Options.Backoff.Cap must be unset: a wait.Backoff that reaches its Cap sets Steps to 0 and ends the retries early")
-	case opts.Backoff.Duration < 0 || opts.Backoff.Factor < 0 || opts.Backoff.Jitter < 0:
-		return nil, fmt.Errorf("update: Options.Backoff must not be negative, got %+v", opts.Backoff)
+	case opts.Backoff.Duration <= 0 || opts.Backoff.Factor < 0 || opts.Backoff.Jitter < 0:
+		return nil, fmt.Errorf("update: Options.Backoff needs a positive Duration and no negative field, got %+v", opts.Backoff)
 	case opts.MaxAttempts < 0:
 		return nil, fmt.Errorf("update: Options.MaxAttempts must be >= 0, got %d", opts.MaxAttempts)
 	case opts.Timeout < 0:
@@ -189,9 +190,11 @@ func New[T Object[T]](c client.Client, opts Options) (*Updater[T], error) {
 		newObj: func() T { return reflect.New(typ.Elem()).Interface().(T) },
 		queues: map[client.ObjectKey]*queue[T]{},
 	}
-	b := opts.Backoff
-	for range opts.Backoff.Steps - 1 {
-		u.plateau = b.Step()
+	// The plateau continues the growth where it stops, without jitter
+	// (jitter is applied to each sleep, not baked into the plateau).
+	u.plateau = opts.Backoff.Duration
+	if opts.Backoff.Factor > 1 {
+		u.plateau = time.Duration(float64(u.plateau) * math.Pow(opts.Backoff.Factor, float64(opts.Backoff.Steps-1)))
 	}
 	if gvk, err := apiutil.GVKForObject(u.newObj(), c.Scheme()); err == nil {
 		u.kind = gvk.Kind
@@ -236,12 +239,32 @@ func (u *Updater[T]) Update(ctx context.Context, obj T, action Action[T]) error 
 	if !lead {
 		// Another Update of this object is writing; it will either commit
 		// this request with its next batch or hand the lead to this one.
-		lead = <-req.wake
+		lead = u.wait(q, req)
 	}
 	if lead {
 		u.lead(q, req)
 	}
 	return req.err
+}
+
+// wait blocks until req is done (false) or must lead (true). A request whose
+// context ends while it is still pending leaves the queue with the context's
+// error; once a leader has taken it, its fate is that batch's.
+func (u *Updater[T]) wait(q *queue[T], req *request[T]) bool {
+	select {
+	case lead := <-req.wake:
+		return lead
+	case <-req.ctx.Done():
+	}
+	u.mu.Lock()
+	if !req.taken {
+		q.pending = slices.DeleteFunc(q.pending, func(r *request[T]) bool { return r == req })
+		u.mu.Unlock()
+		req.err = req.ctx.Err()
+		return false
+	}
+	u.mu.Unlock()
+	return <-req.wake
 }
 
 // queue holds the Updates of one object waiting for the write in flight.
@@ -251,6 +274,7 @@ type queue[T Object[T]] struct {
 	pending []*request[T] // guarded by Updater.mu
 	latest  T             // last state the API server returned; leader only
 	known   bool          // latest is set; leader only
+	exists  bool          // latest exists on the server (else: to create); leader only
 }
 
 type request[T Object[T]] struct {
@@ -258,18 +282,37 @@ type request[T Object[T]] struct {
 	obj    T
 	action Action[T]
 	wake   chan bool // true: lead the next batch; false: done, err is final
+	taken  bool      // a leader took it (into a batch or as next leader); guarded by Updater.mu
 	err    error
 }
 
 // lead commits every pending request of q as one batch (self among them),
 // then hands the lead to the oldest request that arrived meanwhile, or
 // retires the queue. Leading one batch at a time keeps a caller's latency
-// bounded by its own batch.
+// bounded by its own batch. The handoff is deferred, so that an action that
+// panics fails its batch instead of blocking the object's queue forever.
 func (u *Updater[T]) lead(q *queue[T], self *request[T]) {
 	u.mu.Lock()
 	batch := q.pending
 	q.pending = nil
+	for _, r := range batch {
+		r.taken = true
+	}
 	u.mu.Unlock()
+
+	var requeue []*request[T]
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				if r.err == nil {
+					r.err = fmt.Errorf("updating %s %s: an update action panicked: %v", u.kind, q.key, p)
+				}
+			}
+			u.handoff(q, self, batch, nil)
+			panic(p)
+		}
+		u.handoff(q, self, batch, requeue)
+	}()
 
 	var ready []*request[T]
 	for _, r := range batch {
@@ -279,35 +322,44 @@ func (u *Updater[T]) lead(q *queue[T], self *request[T]) {
 		}
 		ready = append(ready, r)
 	}
-	var requeue []*request[T]
-	if len(ready) > 0 {
-		if !q.known && self.obj.GetResourceVersion() != "" {
-			q.latest, q.known = u.copyOf(self.obj), true
-		}
-		if err := u.commit(self.ctx, q, ready); err != nil && self.ctx.Err() != nil {
-			// The leader's own context ended the write; the others did not
-			// ask for that. They go back to the head of the queue.
-			for _, r := range ready {
-				if r != self && r.ctx.Err() == nil {
-					r.err = nil
-					requeue = append(requeue, r)
-				}
+	if len(ready) == 0 {
+		return
+	}
+	if !q.known && self.obj.GetResourceVersion() != "" {
+		q.latest, q.known, q.exists = u.copyOf(self.obj), true, true
+	}
+	if sent, err := u.commit(self.ctx, q, ready); err != nil && !sent && self.ctx.Err() != nil {
+		// The leader's own context ended the batch before any write was
+		// sent; the others did not ask for that. They go back to the head
+		// of the queue. (After a write was sent its outcome is unknown, and
+		// re-applying could apply an action twice: they share the error.)
+		for _, r := range ready {
+			if r != self && r.ctx.Err() == nil {
+				r.err = nil
+				requeue = append(requeue, r)
 			}
 		}
 	}
+}
 
+// handoff wakes the finished requests of batch and the next leader.
+func (u *Updater[T]) handoff(q *queue[T], self *request[T], batch, requeue []*request[T]) {
 	u.mu.Lock()
+	for _, r := range requeue {
+		r.taken = false
+	}
 	q.pending = append(requeue, q.pending...)
 	var next *request[T]
 	if len(q.pending) > 0 {
 		next = q.pending[0]
+		next.taken = true
 	} else {
 		delete(u.queues, q.key)
 	}
 	u.mu.Unlock()
 
 	for _, r := range batch {
-		if r != self && !contains(requeue, r) {
+		if r != self && !slices.Contains(requeue, r) {
 			r.wake <- false
 		}
 	}
@@ -318,20 +370,31 @@ func (u *Updater[T]) lead(q *queue[T], self *request[T]) {
 
 // commit applies the batch's actions and writes the result, retrying on
 // conflict. Each request's err is set. It returns the error that failed the
-// batch as a whole, if any.
-func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T]) error {
-	err := u.commitOnce(ctx, q, batch)
-	if err == nil || len(batch) == 1 || ctx.Err() != nil || apierrors.IsConflict(err) {
-		return err
+// batch as a whole, if any, and whether a write was sent.
+func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T]) (sent bool, err error) {
+	sent, err = u.commitOnce(ctx, q, batch)
+	if err == nil || len(batch) == 1 || !rejected(err) {
+		return sent, err
 	}
-	// The combined write was rejected (for example one action made the
-	// object invalid): commit each request alone, so only the offender fails.
+	// The API server definitely refused the combined write (for example
+	// one action made the object invalid): commit each request alone, so
+	// only the offender fails. Nothing of the batch was stored, so nothing
+	// is applied twice.
 	for _, r := range batch {
 		if r.err == err {
-			r.err = u.commitOnce(ctx, q, []*request[T]{r})
+			s, err := u.commitOnce(ctx, q, []*request[T]{r})
+			r.err, sent = err, sent || s
 		}
 	}
-	return nil
+	return sent, nil
+}
+
+// rejected reports whether err is the API server's definite refusal of a
+// write — one that stored nothing — as opposed to a timeout or transport
+// error whose write may have happened.
+func rejected(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) ||
+		apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err)
 }
 
 // commitOnce is the read-apply-write loop. The steps, and what each protects:
@@ -346,8 +409,9 @@ func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T
 //     allowed). The API server rejects it if anyone wrote since step 1.
 //  5. On Conflict or a lost create race, forget the state and retry from 1
 //     after a jittered backoff, until the attempts run out.
-func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*request[T]) error {
+func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*request[T]) (bool, error) {
 	attempts := 0
+	sent := false
 	var result T
 	var lastConflict error
 	try := func() error {
@@ -362,13 +426,12 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 				return err
 			}
 			// Step 1.
-			exists := true
 			if !q.known {
 				cur, found, err := u.read(ctx, q.key)
 				if err != nil {
 					return err
 				}
-				q.latest, q.known, fresh, exists = cur, true, true, found
+				q.latest, q.known, q.exists, fresh = cur, true, found, true
 			}
 			cur := q.latest
 			// Step 2.
@@ -378,15 +441,16 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 				q.known = false
 				continue
 			}
-			if len(applied) == 0 {
-				return nil
-			}
-			if equality.Semantic.DeepEqual(cur, work) {
+			if len(applied) == 0 || equality.Semantic.DeepEqual(cur, work) {
+				if !q.exists {
+					q.known = false // nothing was created: do not carry the empty object
+				}
 				result = cur
 				return nil
 			}
 			// Step 4.
-			written, err := u.write(ctx, work, exists)
+			sent = true
+			written, err := u.write(ctx, work, q.exists)
 			if err != nil {
 				// Step 5: any failed write leaves the object's state unknown.
 				q.known = false
@@ -395,7 +459,7 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 				}
 				return err
 			}
-			q.latest, result = written, written
+			q.latest, q.exists, result = written, true, written
 			return nil
 		}
 	}
@@ -404,8 +468,8 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 	growth.Steps = min(growth.Steps, u.opts.MaxAttempts)
 	err := retry.OnError(growth, u.retriable, try)
 	if err != nil && u.retriable(err) && attempts < u.opts.MaxAttempts {
+		time.Sleep(wait.Jitter(u.plateau, u.opts.Backoff.Jitter))
 		plateau := wait.Backoff{Duration: u.plateau, Factor: 1, Jitter: u.opts.Backoff.Jitter, Steps: u.opts.MaxAttempts - attempts}
-		time.Sleep(plateau.Step())
 		err = retry.OnError(plateau, u.retriable, try)
 	}
 	if err != nil {
@@ -417,14 +481,14 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 				r.err = err
 			}
 		}
-		return err
+		return sent, err
 	}
 	for _, r := range batch {
 		if r.err == nil {
 			result.DeepCopyInto(r.obj)
 		}
 	}
-	return nil
+	return sent, nil
 }
 
 // apply runs the batch's actions on a copy of cur. Requests whose action
@@ -504,9 +568,17 @@ func (u *Updater[T]) write(ctx context.Context, work T, exists bool) (T, error) 
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(created, withStatus); err != nil {
 		return work, err
 	}
-	// A conflict here means someone wrote the new object first: the retry
+	err = u.c.Status().Update(ctx, withStatus)
+	if err != nil && !u.retriable(err) {
+		// The status was refused: take the created object back (only
+		// this very object, by UID), so a failed Update leaves nothing.
+		uid := work.GetUID()
+		_ = u.c.Delete(ctx, work, client.Preconditions{UID: &uid})
+		return withStatus, fmt.Errorf("creating %s %s: writing its status: %w", u.kind, client.ObjectKeyFromObject(work), err)
+	}
+	// A conflict means someone wrote the new object first: the retry
 	// re-reads it and applies the action to its status.
-	return withStatus, u.c.Status().Update(ctx, withStatus)
+	return withStatus, err
 }
 
 // retriable: a conflict, a lost create race, or (when creating is allowed)
@@ -524,15 +596,6 @@ func (u *Updater[T]) copyOf(obj T) T {
 	c := u.newObj()
 	obj.DeepCopyInto(c)
 	return c
-}
-
-func contains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Update is a one-off Updater.Update. It does not group-commit with other

@@ -29,6 +29,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/internal/testenv"
@@ -453,5 +454,180 @@ func TestActionFailingOnAStaleCopyIsAppliedLive(t *testing.T) {
 	}
 	if stale.Status.Progress != 10 {
 		t.Errorf("progress = %d, want 10", stale.Status.Progress)
+	}
+}
+
+// TestUncertainBatchWriteIsNotReapplied: when a combined write fails in a
+// way that may have stored it (a server timeout after the write), the
+// batch's actions are not applied again one by one — that could apply them
+// twice. The interceptor stores the second write and then reports a timeout.
+func TestUncertainBatchWriteIsNotReapplied(t *testing.T) {
+	key := newJobState(t)
+	var writes atomic.Int32
+	c := interceptor.NewClient(env.Client, interceptor.Funcs{
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			if err := c.SubResource(sub).Update(ctx, obj, opts...); err != nil {
+				return err
+			}
+			if writes.Add(1) == 2 {
+				return apierrors.NewTimeoutError("stored, but the response was lost", 1)
+			}
+			return nil
+		},
+	})
+	u, err := update.New[*jobstatev1alpha1.JobState](c, update.Options{Status: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	obj := func() *jobstatev1alpha1.JobState {
+		return &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	}
+	wg.Go(func() { // the leader of the first batch waits for the others to queue
+		errs[0] = u.Update(t.Context(), obj(), func(js *jobstatev1alpha1.JobState) error {
+			<-release
+			return increment(js)
+		})
+	})
+	time.Sleep(100 * time.Millisecond)
+	for i := 1; i < 4; i++ {
+		wg.Go(func() { errs[i] = u.Update(t.Context(), obj(), increment) })
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if errs[0] != nil {
+		t.Errorf("first batch: %v", errs[0])
+	}
+	for i := 1; i < 4; i++ {
+		if !apierrors.IsTimeout(errs[i]) {
+			t.Errorf("request %d: err = %v, want the batch's timeout", i, errs[i])
+		}
+	}
+	if got := counter(t, key); got != 4 {
+		t.Errorf("counter = %d, want 4: each action applied exactly once", got)
+	}
+}
+
+// TestPanickingActionDoesNotBlockTheObject: an action that panics fails,
+// and later Updates of the same object still go through.
+func TestPanickingActionDoesNotBlockTheObject(t *testing.T) {
+	key := newJobState(t)
+	u := newUpdater(t, update.Options{Status: true})
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic did not reach the caller")
+			}
+		}()
+		_ = u.Update(t.Context(), js, func(*jobstatev1alpha1.JobState) error { panic("boom") })
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := u.Update(ctx, js, increment); err != nil {
+		t.Fatalf("Update after a panic: %v", err)
+	}
+}
+
+// TestCancelledWaiterLeavesTheQueue: an Update waiting behind a slow write
+// returns its context's error without waiting for that write, and its action
+// is never applied.
+func TestCancelledWaiterLeavesTheQueue(t *testing.T) {
+	key := newJobState(t)
+	u := newUpdater(t, update.Options{Status: true})
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		if err := u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error { <-release; return increment(js) }); err != nil {
+			t.Errorf("slow Update: %v", err)
+		}
+	})
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	start := time.Now()
+	err := u.Update(ctx, js, func(js *jobstatev1alpha1.JobState) error { js.Status.Progress = 99; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Errorf("waiting Update: err = %v after %s, want DeadlineExceeded promptly", err, time.Since(start))
+	}
+	close(release)
+	wg.Wait()
+	live := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, live); err != nil {
+		t.Fatal(err)
+	}
+	if live.Status.Progress == 99 {
+		t.Error("the cancelled Update's action was applied")
+	}
+}
+
+// TestMaxAttemptsJustPastTheGrowthPhase: MaxAttempts one past
+// Backoff.Steps still ends in a *ConflictError counting every attempt.
+func TestMaxAttemptsJustPastTheGrowthPhase(t *testing.T) {
+	key := newJobState(t)
+	b := update.DefaultBackoff
+	b.Steps = 3
+	u := newUpdater(t, update.Options{Status: true, Backoff: b, MaxAttempts: 4})
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	err := u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
+		other := &jobstatev1alpha1.JobState{}
+		if err := env.Client.Get(t.Context(), key, other); err != nil {
+			return err
+		}
+		if err := increment(other); err != nil {
+			return err
+		}
+		if err := env.Client.Status().Update(t.Context(), other); err != nil {
+			return err
+		}
+		return increment(js)
+	})
+	var conflict *update.ConflictError
+	if !errors.As(err, &conflict) || conflict.Attempts != 4 {
+		t.Fatalf("err = %v, want *ConflictError after 4 attempts", err)
+	}
+}
+
+// TestCreateIfMissingNoOpThenUpdate: a no-op on a missing object creates
+// nothing, and a later Update through the same Updater still creates it.
+func TestCreateIfMissingNoOpThenUpdate(t *testing.T) {
+	ns := env.Namespace(t)
+	u := newUpdater(t, update.Options{Status: true, CreateIfMissing: true})
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"}}
+	if err := u.Update(t.Context(), js, func(*jobstatev1alpha1.JobState) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(js), &jobstatev1alpha1.JobState{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("after a no-op: Get = %v, want NotFound", err)
+	}
+	js = &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"}}
+	if err := u.Update(t.Context(), js, increment); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(t, client.ObjectKeyFromObject(js)); got != 1 {
+		t.Errorf("counter = %d, want 1", got)
+	}
+}
+
+// TestCreateWithRefusedStatusLeavesNothing: the object is created, its
+// status is refused (progress 150): the Update fails and the created object
+// is taken back.
+func TestCreateWithRefusedStatusLeavesNothing(t *testing.T) {
+	ns := env.Namespace(t)
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "refused"}}
+	err := update.Update(t.Context(), env.Client, js, func(js *jobstatev1alpha1.JobState) error {
+		js.Status.Progress = 150
+		return nil
+	}, update.Options{Status: true, CreateIfMissing: true})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("err = %v, want Invalid", err)
+	}
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(js), &jobstatev1alpha1.JobState{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after a refused status: Get = %v, want NotFound", err)
 	}
 }
