@@ -61,6 +61,9 @@ type JobStateReconciler struct {
 
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/status,verbs=get;update;patch
+// Leases owned by a JobState set blockOwnerDeletion, which clusters that
+// enforce owner-reference permissions allow only with update on finalizers.
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update
 
@@ -73,15 +76,14 @@ func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if !js.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	now := r.Clock.Now()
-
 	if deleted, err := r.reconcileTTL(ctx, js); err != nil || deleted {
 		return ctrl.Result{}, err
 	}
 	if err := r.reconcileStatus(ctx, js); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: nextCheck(js, now)}, nil
+	// The write may have waited (for a Lease, for retries): time from now.
+	return ctrl.Result{RequeueAfter: nextCheck(js, r.Clock.Now())}, nil
 }
 
 // reconcileStatus writes the transitions due now through the update

@@ -80,6 +80,9 @@ type Client struct {
 	policies    map[client.ObjectKey]policy
 }
 
+// maxPolicies bounds the policies a Client remembers.
+const maxPolicies = 4096
+
 // policy is what a Client remembers of a JobState to choose its write path;
 // lockPolicy is immutable, and every write re-checks it on the live object.
 type policy struct {
@@ -256,7 +259,7 @@ func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Upda
 		if p.lockPolicy == jobstatev1alpha1.LockPolicyLease {
 			err = c.withLock(ctx, key, p.uid, func(ctx context.Context, token int64) error {
 				if u == c.status {
-					guarded = update.Fenced(token, lockToken, guarded)
+					return u.Update(ctx, js, update.Fenced(token, lockToken, guarded))
 				}
 				return u.Update(ctx, js, guarded)
 			})
@@ -299,7 +302,19 @@ func (c *Client) withLock(ctx context.Context, key client.ObjectKey, uid types.U
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(lock.Context(), cancel)()
-	return fn(ctx, lock.Token())
+	err = fn(ctx, lock.Token())
+	var stale *update.StaleTokenError
+	if errors.As(err, &stale) {
+		// We hold the lock, yet the JobState carries a larger token: the
+		// Lease was deleted and created anew, restarting its count. Raise
+		// the token past the stored one and try once more. (A holder that
+		// lost the lock fails to raise it.)
+		if raiseErr := lock.RaiseToken(ctx, stale.Stored); raiseErr != nil {
+			return errors.Join(err, raiseErr)
+		}
+		err = fn(ctx, lock.Token())
+	}
+	return err
 }
 
 func (c *Client) lockClient(namespace string) (*lease.Client, error) {
@@ -334,6 +349,9 @@ func (c *Client) policy(ctx context.Context, key client.ObjectKey) (policy, erro
 	}
 	p = policy{lockPolicy: lockPolicy(js), uid: js.UID}
 	c.mu.Lock()
+	if len(c.policies) >= maxPolicies {
+		clear(c.policies) // re-reading is only slower, never wrong
+	}
 	c.policies[key] = p
 	c.mu.Unlock()
 	return p, nil

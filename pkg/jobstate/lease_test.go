@@ -167,3 +167,31 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// TestLeasePolicyRecoversFromADeletedLease: someone deletes the job's Lease
+// (kubectl delete lease); the new Lease's count restarts below the token the
+// JobState carries, and the next writer raises its token past it instead of
+// being fenced off forever.
+func TestLeasePolicyRecoversFromADeletedLease(t *testing.T) {
+	key := leaseJob(t)
+	c, err := jobstate.New(env.Client, jobstate.Options{Identity: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := c.Update(t.Context(), key, testenv.Increment); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: jobstate.LeaseName(key.Name)}}
+	if err := env.Client.Delete(t.Context(), l); err != nil {
+		t.Fatal(err)
+	}
+	js, err := c.Update(t.Context(), key, testenv.Increment)
+	if err != nil {
+		t.Fatalf("Update after the Lease was deleted: %v", err)
+	}
+	if n, _ := testenv.Counter(js); n != 4 || js.Status.LockToken != 4 {
+		t.Errorf("counter %d lockToken %d, want 4 and 4", n, js.Status.LockToken)
+	}
+}

@@ -22,11 +22,13 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -110,6 +112,9 @@ type Client struct {
 	mu       sync.Mutex
 	observed map[string]observation // by Lease name
 }
+
+// maxObserved bounds the observations a Client keeps.
+const maxObserved = 4096
 
 // observation is when this Client first saw a Lease at a resourceVersion,
 // on its own clock: the start of the TTL of a holder that has gone silent.
@@ -235,8 +240,8 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 		if holder == "" || !now.Before(expiry) {
 			sent := c.opts.Clock.Now()
 			taken, err := c.take(ctx, lease, record)
-			if apierrors.IsConflict(err) {
-				continue
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				continue // someone else moved first, or the Lease vanished
 			}
 			if err != nil {
 				return nil, c.wrap(ctx, err, name, holder, start)
@@ -258,6 +263,10 @@ func (c *Client) observe(name, rv string, now time.Time) time.Time {
 	defer c.mu.Unlock()
 	o, ok := c.observed[name]
 	if !ok || o.resourceVersion != rv {
+		if len(c.observed) >= maxObserved {
+			// Forgetting only makes waiters wait longer, never less.
+			clear(c.observed)
+		}
 		o = observation{resourceVersion: rv, at: now}
 		c.observed[name] = o
 	}
@@ -339,7 +348,16 @@ func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease,
 	select {
 	case <-ctx.Done():
 	case <-timer.C():
-	case <-w.ResultChan():
+	case ev, ok := <-w.ResultChan():
+		if !ok || ev.Type == watch.Error {
+			// For example 410 Gone: the resourceVersion left the watch
+			// cache. Pause before re-reading rather than spin.
+			select {
+			case <-ctx.Done():
+			case <-timer.C():
+			case <-c.opts.Clock.After(100 * time.Millisecond):
+			}
+		}
 	}
 }
 
@@ -352,9 +370,10 @@ func (c *Client) hold(parent context.Context, lease *coordinationv1.Lease, sent 
 	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	l := &Lock{
-		client: c, name: lease.Name, lease: lease, token: transitions(lease),
+		client: c, name: lease.Name, lease: lease,
 		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	l.token.Store(transitions(lease))
 	go l.renew(parent, sent)
 	return l
 }
@@ -370,16 +389,17 @@ func transitions(lease *coordinationv1.Lease) int64 {
 type Lock struct {
 	client *Client
 	name   string
-	token  int64
+	token  atomic.Int64
 	ctx    context.Context
 	cancel context.CancelFunc
 	stop   chan struct{} // closed by Release
 	done   chan struct{} // closed when renew returns
 
-	mu    sync.Mutex
-	lease *coordinationv1.Lease // as last written by us; renew goroutine only until done
-	lost  bool
-	once  sync.Once
+	writeMu sync.Mutex // serializes our writes of the Lease (renewal, RaiseToken)
+	mu      sync.Mutex
+	lease   *coordinationv1.Lease // as last written by us
+	lost    bool
+	once    sync.Once
 }
 
 // Name is the Lease's name.
@@ -387,7 +407,7 @@ func (l *Lock) Name() string { return l.name }
 
 // Token is the fencing token of this acquisition: the Lease's
 // leaseTransitions, larger than that of every earlier acquisition.
-func (l *Lock) Token() int64 { return l.token }
+func (l *Lock) Token() int64 { return l.token.Load() }
 
 // Lost is closed when the lock is no longer held: renewal failed or was
 // rejected, or it was released.
@@ -397,12 +417,19 @@ func (l *Lock) Lost() <-chan struct{} { return l.ctx.Done() }
 func (l *Lock) Context() context.Context { return l.ctx }
 
 // renew renews the Lease every RenewInterval until Release, the Acquire
-// context ends (then it releases), or the lock is lost.
+// context ends (then it releases), or the lock is lost. The lock counts as
+// lost once TTL - RenewInterval has passed since the last renewal was sent
+// without another one succeeding — enforced by a timer, and by bounding each
+// renewal by that deadline — so the holder stops acting at least
+// RenewInterval before any waiter may take over.
 func (l *Lock) renew(parent context.Context, lastRenew time.Time) {
 	defer close(l.done)
 	c := l.client
+	budget := c.opts.TTL - c.opts.RenewInterval
 	ticker := c.opts.Clock.NewTicker(c.opts.RenewInterval)
 	defer ticker.Stop()
+	deadline := c.opts.Clock.NewTimer(budget - c.opts.Clock.Since(lastRenew))
+	defer deadline.Stop()
 	for {
 		select {
 		case <-l.stop:
@@ -412,12 +439,25 @@ func (l *Lock) renew(parent context.Context, lastRenew time.Time) {
 			_ = l.release(ctx)
 			cancel()
 			return
+		case <-deadline.C():
+			l.markLost()
+			return
 		case <-ticker.C():
 		}
+		remaining := budget - c.opts.Clock.Since(lastRenew)
+		if remaining <= 0 {
+			l.markLost()
+			return
+		}
 		sent := c.opts.Clock.Now()
-		if err := l.renewOnce(); err == nil {
+		ctx, cancel := context.WithTimeout(l.ctx, min(c.opts.RenewInterval, remaining))
+		err := l.renewOnce(ctx)
+		cancel()
+		switch {
+		case err == nil:
 			lastRenew = sent
-		} else if errors.Is(err, errLost) || c.opts.Clock.Since(lastRenew) >= c.opts.TTL-c.opts.RenewInterval {
+			deadline.Reset(budget - c.opts.Clock.Since(lastRenew))
+		case errors.Is(err, errLost) || c.opts.Clock.Since(lastRenew) >= budget:
 			// Taken over, or silent so long that a waiter may soon take
 			// over: stop acting before the TTL runs out.
 			l.markLost()
@@ -428,37 +468,70 @@ func (l *Lock) renew(parent context.Context, lastRenew time.Time) {
 
 var errLost = errors.New("lock was taken over")
 
-func (l *Lock) renewOnce() error {
+// renewOnce writes a new renewTime, re-reading after a conflict for as long
+// as the Lease is still ours and ctx allows.
+func (l *Lock) renewOnce(ctx context.Context) error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
 	c := l.client
-	ctx, cancel := context.WithTimeout(l.ctx, c.opts.RenewInterval)
-	defer cancel()
-	l.mu.Lock()
-	lease := l.lease.DeepCopy()
-	l.mu.Unlock()
-	now := metav1.NewMicroTime(c.opts.Clock.Now())
-	lease.Spec.RenewTime = &now
-	err := c.c.Update(ctx, lease)
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+	for {
+		l.mu.Lock()
+		lease := l.lease.DeepCopy()
+		l.mu.Unlock()
+		now := metav1.NewMicroTime(c.opts.Clock.Now())
+		lease.Spec.RenewTime = &now
+		err := c.c.Update(ctx, lease)
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			if err == nil {
+				l.setLease(lease)
+			}
+			return err
+		}
 		// Someone else wrote the Lease: is it still ours?
 		current := &coordinationv1.Lease{}
 		if err := c.c.Get(ctx, client.ObjectKeyFromObject(lease), current); err != nil {
-			return errLost
+			if apierrors.IsNotFound(err) {
+				return errLost
+			}
+			return err
 		}
 		if !l.isOurs(current) {
 			return errLost
 		}
 		l.setLease(current)
-		return l.renewOnce()
 	}
-	if err == nil {
-		l.setLease(lease)
+}
+
+// RaiseToken makes this lock's fencing token larger than floor by raising
+// the Lease's leaseTransitions, if it is not already. A holder needs it when
+// it finds a larger token stored in a guarded object than it was given —
+// which happens only if the Lease was deleted and created anew, restarting
+// its count. It fails if the lock is no longer held.
+func (l *Lock) RaiseToken(ctx context.Context, floor int64) error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.Token() > floor {
+		return nil
 	}
-	return err
+	if l.ctx.Err() != nil {
+		return fmt.Errorf("raising the token of lock %s: %w", l.name, errLost)
+	}
+	l.mu.Lock()
+	lease := l.lease.DeepCopy()
+	l.mu.Unlock()
+	raised := int32(floor + 1)
+	lease.Spec.LeaseTransitions = &raised
+	if err := l.client.c.Update(ctx, lease); err != nil {
+		return fmt.Errorf("raising the token of lock %s: %w", l.name, err)
+	}
+	l.token.Store(int64(raised))
+	l.setLease(lease)
+	return nil
 }
 
 func (l *Lock) isOurs(lease *coordinationv1.Lease) bool {
 	return lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == l.client.opts.Identity &&
-		transitions(lease) == l.token
+		transitions(lease) == l.Token()
 }
 
 func (l *Lock) setLease(lease *coordinationv1.Lease) {
@@ -489,7 +562,8 @@ func (l *Lock) Release(ctx context.Context) error {
 }
 
 func (l *Lock) release(ctx context.Context) error {
-	defer l.cancel()
+	// Stop the guarded work before anyone else can hold the lock.
+	l.cancel()
 	l.mu.Lock()
 	lost, lease := l.lost, l.lease.DeepCopy()
 	l.mu.Unlock()
@@ -539,6 +613,12 @@ func (c *Client) AcquireAll(ctx context.Context, names []string, opts ...Acquire
 			return nil, err
 		}
 		held = append(held, l)
+	}
+	for _, l := range held {
+		if l.ctx.Err() != nil {
+			_ = held.Release(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("acquiring locks %v: lock %s was lost while waiting for the others", sorted, l.name)
+		}
 	}
 	return held, nil
 }

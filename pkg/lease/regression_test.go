@@ -77,3 +77,26 @@ func TestWithOwnerLongName(t *testing.T) {
 	}
 	release(t, l)
 }
+
+// TestRaiseToken: a holder raises its token past a floor; the Lease keeps
+// the raised count, so the next acquisition's token is larger still.
+func TestRaiseToken(t *testing.T) {
+	ns := env.Namespace(t)
+	c := newClient(t, ns, "a", lease.Options{})
+	l := acquire(t, c, t.Context(), "raised")
+	if err := l.RaiseToken(t.Context(), 10); err != nil {
+		t.Fatal(err)
+	}
+	if l.Token() != 11 {
+		t.Fatalf("Token() = %d after RaiseToken(10), want 11", l.Token())
+	}
+	if err := l.RaiseToken(t.Context(), 5); err != nil || l.Token() != 11 {
+		t.Fatalf("RaiseToken below the token: err %v, token %d, want no change", err, l.Token())
+	}
+	release(t, l)
+	next := acquire(t, c, t.Context(), "raised")
+	defer release(t, next)
+	if next.Token() != 12 {
+		t.Errorf("next acquisition's token = %d, want 12", next.Token())
+	}
+}

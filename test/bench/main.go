@@ -37,8 +37,14 @@ limitations under the License.
 // that a change in machine load during the run weighs on both alike and
 // their ratio stays meaningful on a busy machine.
 //
+// Two more tables follow (see lease.go): how long a lock takes to pass from
+// one holder to a waiting one, pkg/lease against client-go leaderelection;
+// and W writers on one JobState under spec.lockPolicy Lease against
+// Optimistic.
+//
 // Run it with `make bench` or `go run ./test/bench [-updates N] [-writers W]
-// [-rounds R] [-warmup K]`.
+// [-rounds R] [-warmup K] [-handoffs H] [-slow-handoffs S]
+// [-lease-updates L]`.
 // Targets are reported, not asserted: the exit status is non-zero only when
 // the control plane cannot be set up (or the run is interrupted).
 package main
@@ -58,6 +64,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
@@ -77,19 +84,33 @@ func main() {
 	writers := flag.Int("writers", 8, "concurrent writers in the contended variants")
 	rounds := flag.Int("rounds", 10, "rounds in which the two serial variants alternate")
 	warmup := flag.Int("warmup", 50, "writes to warm up the API server before the first variant")
+	handoffs := flag.Int("handoffs", 50, "lock handoffs timed for pkg/lease and for leaderelection with a 200ms RetryPeriod")
+	slowHandoffs := flag.Int("slow-handoffs", 9, "lock handoffs timed for leaderelection with its defaults (about 2s each)")
+	leaseUpdates := flag.Int("lease-updates", 200, "updates per lockPolicy row (split evenly among the writers)")
 	flag.Parse()
-	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -updates, -writers and -rounds must be at least 1, -warmup at least 0")
+	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 || *handoffs < 1 || *slowHandoffs < 1 || *leaseUpdates < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs and -lease-updates must be at least 1, -warmup at least 0")
 		os.Exit(2)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *updates, *writers, min(*rounds, *updates), *warmup)
+	err := run(ctx, options{
+		updates: *updates, writers: *writers, rounds: min(*rounds, *updates), warmup: *warmup,
+		handoffs: *handoffs, slowHandoffs: *slowHandoffs, leaseUpdates: *leaseUpdates,
+	})
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// options are the command's flags.
+type options struct {
+	updates, writers, rounds, warmup int
+	// handoffs and slowHandoffs are the handoffs timed per lock (see
+	// lease.go), leaseUpdates the updates per lockPolicy row.
+	handoffs, slowHandoffs, leaseUpdates int
 }
 
 // variant is one way of incrementing the counter; it becomes one row.
@@ -98,6 +119,9 @@ type variant struct {
 	target target
 	// writers is the number of goroutines; 1 for the serial variants.
 	writers int
+	// lockPolicy is the spec.lockPolicy the JobState is created with; empty
+	// leaves the default (Optimistic).
+	lockPolicy jobstatev1alpha1.LockPolicy
 	// setup prepares a run writing through c to the JobState start (as
 	// created).
 	setup func(ctx context.Context, c client.Client, start *jobstatev1alpha1.JobState) (newWriter, error)
@@ -119,17 +143,21 @@ type target struct {
 // result is one row of the table.
 type result struct {
 	variant
-	ok       int64 // calls that reported success
-	failed   int64 // calls that returned an error (after their retries)
-	lost     int64 // successes the final counter does not show
-	writes   int64 // status writes sent to the API server, conflicts included
-	elapsed  time.Duration
-	firstErr error
+	ok     int64 // calls that reported success
+	failed int64 // calls that returned an error (after their retries)
+	lost   int64 // successes the final counter does not show
+	writes int64 // status writes sent to the API server, conflicts included
+	// leaseWrites are the Lease creates and updates sent, conflicts
+	// included.
+	leaseWrites int64
+	elapsed     time.Duration
+	firstErr    error
 }
 
 func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
 
-func run(ctx context.Context, updates, writers, rounds, warmup int) error {
+func run(ctx context.Context, o options) error {
+	updates, writers, rounds, warmup := o.updates, o.writers, o.rounds, o.warmup
 	// envtest logs through controller-runtime's logger; without one set it
 	// complains on stderr after 30s. Setup errors are returned, not logged.
 	ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
@@ -228,7 +256,13 @@ func run(ctx context.Context, updates, writers, rounds, warmup int) error {
 		results = append(results, res)
 	}
 	printTable(os.Stdout, results)
-	return nil
+
+	fmt.Println()
+	if err := b.handoffSection(ctx, o.handoffs, o.slowHandoffs); err != nil {
+		return err
+	}
+	fmt.Println()
+	return b.lockPolicySection(ctx, o.leaseUpdates, writers)
 }
 
 // bench holds what every variant shares.
@@ -244,36 +278,62 @@ type row struct {
 	initial int
 	calls   []func() error // one per writer
 	writes  atomic.Int64
-	ok      atomic.Int64
-	failed  atomic.Int64
-	elapsed time.Duration
+	// leaseWrites counts Lease creates and updates.
+	leaseWrites atomic.Int64
+	ok          atomic.Int64
+	failed      atomic.Int64
+	elapsed     time.Duration
 
 	errOnce  sync.Once
 	firstErr error
 }
 
-// prepare creates a fresh JobState in its own namespace and sets v up to
-// write to it through a client that counts status writes.
-func (b *bench) prepare(ctx context.Context, v variant) (*row, error) {
+// namespace creates a namespace with a fresh name.
+func (b *bench) namespace(ctx context.Context) (string, error) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}
 	if err := b.env.Client.Create(ctx, ns); err != nil {
-		return nil, fmt.Errorf("creating namespace: %w", err)
+		return "", fmt.Errorf("creating namespace: %w", err)
 	}
-	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "bench"}}
+	return ns.Name, nil
+}
+
+// prepare creates a fresh JobState in its own namespace and sets v up to
+// write to it through a client that counts status and Lease writes.
+func (b *bench) prepare(ctx context.Context, v variant) (*row, error) {
+	ns, err := b.namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	js := &jobstatev1alpha1.JobState{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench"},
+		Spec:       jobstatev1alpha1.JobStateSpec{LockPolicy: v.lockPolicy},
+	}
 	if err := b.env.Client.Create(ctx, js); err != nil {
 		return nil, fmt.Errorf("creating JobState: %w", err)
 	}
 	r := &row{variant: v, key: client.ObjectKeyFromObject(js)}
-	var err error
 	if r.initial, err = b.counter(ctx, r.key); err != nil {
 		return nil, err
 	}
 
-	// Count every status write the variant sends, whatever its outcome.
+	// Count every status and Lease write the variant sends, whatever its
+	// outcome.
 	counted := interceptor.NewClient(b.c, interceptor.Funcs{
 		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 			r.writes.Add(1)
 			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*coordinationv1.Lease); ok {
+				r.leaseWrites.Add(1)
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if _, ok := obj.(*coordinationv1.Lease); ok {
+				r.leaseWrites.Add(1)
+			}
+			return c.Update(ctx, obj, opts...)
 		},
 	})
 	newCall, err := v.setup(ctx, counted, js)
@@ -326,7 +386,7 @@ func (b *bench) finish(ctx context.Context, r *row) (result, error) {
 	ok := r.ok.Load()
 	return result{
 		variant: r.variant, ok: ok, failed: r.failed.Load(), lost: ok - int64(final-r.initial),
-		writes: r.writes.Load(), elapsed: r.elapsed, firstErr: r.firstErr,
+		writes: r.writes.Load(), leaseWrites: r.leaseWrites.Load(), elapsed: r.elapsed, firstErr: r.firstErr,
 	}, nil
 }
 
