@@ -16,6 +16,7 @@ IMG ?= jobstate-controller:latest
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+STATICCHECK_VERSION ?= v0.8.2
 KUBECTL ?= $(KUBEBUILDER_ASSETS)/kubectl
 
 # Test flags: -race on by default; TESTFLAGS=... to add more.
@@ -59,6 +60,10 @@ fmt: ## Run gofmt; fails listing files that were not formatted.
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
+
+.PHONY: lint
+lint: fmt vet ## Run gofmt, go vet and staticcheck.
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver, etcd and kubectl from the Go module proxy (skips what exists).

@@ -248,7 +248,3 @@ type JobStateList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []JobState `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&JobState{}, &JobStateList{})
-}

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -379,7 +380,11 @@ func (c *Client) record(js *jobstatev1alpha1.JobState, action string) {
 	if js.Status.Phase == jobstatev1alpha1.PhaseFailed || js.Status.Reason == jobstatev1alpha1.ReasonWorkerFailed {
 		eventType = corev1.EventTypeWarning
 	}
-	c.recorder.Eventf(js, nil, eventType, js.Status.Reason, action, "%s (by %s)", js.Status.Message, c.identity)
+	note := js.Status.Message
+	if !strings.Contains(note, c.identity) {
+		note += " (by " + c.identity + ")"
+	}
+	c.recorder.Eventf(js, nil, eventType, js.Status.Reason, action, "%s", note)
 }
 
 // Data decodes status.data; an unset data is an empty map.

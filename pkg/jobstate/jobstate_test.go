@@ -222,7 +222,7 @@ func TestCancel(t *testing.T) {
 	for e := range recorder.Events {
 		got = append(got, e)
 	}
-	want := []string{"Normal Claimed Attempt 1 claimed by worker-1 (by worker-1)", "Normal Cancelled superseded by a newer import (by worker-1)"}
+	want := []string{"Normal Claimed Attempt 1 claimed by worker-1", "Normal Cancelled superseded by a newer import (by worker-1)"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
