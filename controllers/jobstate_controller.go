@@ -52,7 +52,7 @@ type JobStateReconciler struct {
 	// builds one from the manager's config).
 	LeaseClient client.WithWatch
 	// Clock is the time source. Default: the real clock.
-	Clock clock.WithTicker
+	Clock clock.WithTickerAndDelayedExecution
 
 	// jobs writes status the way workers do: through the update library,
 	// under the job's Lease when its lockPolicy says so.

@@ -211,6 +211,7 @@ type JobStateStatus struct {
 	// Lease (spec.lockPolicy Lease). It never decreases, so a writer whose
 	// lock was taken over cannot overwrite its successor's work.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483646
 	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="status.lockToken may not decrease: a newer lock holder has written this JobState"
 	// +optional
 	LockToken int64 `json:"lockToken,omitempty"`

@@ -109,7 +109,7 @@ func TestLeasePolicyStaleHolderIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The stale holder took the lock first (token 1), then paused.
-	locks, err := lease.New(env.Client, key.Namespace, lease.Options{Identity: "stale", TTL: time.Second, RenewInterval: 500 * time.Millisecond})
+	locks, err := lease.New(env.Client, key.Namespace, lease.Options{Identity: "stale", TTL: time.Second, RenewInterval: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,16 +52,17 @@ type Options struct {
 	// over. Whole seconds, at least 1s. Default DefaultTTL.
 	TTL time.Duration
 
-	// RenewInterval is how often the holder renews. Must be less than TTL.
-	// Default TTL/3. A holder that cannot renew for TTL - RenewInterval
-	// declares the lock lost.
+	// RenewInterval is how often the holder renews: at most TTL/3, so that
+	// at least one renewal falls well before the renew deadline. Default
+	// TTL/3. A holder that cannot renew for TTL - RenewInterval declares the
+	// lock lost.
 	RenewInterval time.Duration
 
 	// AcquireTimeout bounds Acquire. Zero: only the context bounds it.
 	AcquireTimeout time.Duration
 
 	// Clock is the time source. Default: the real clock.
-	Clock clock.WithTicker
+	Clock clock.WithTickerAndDelayedExecution
 
 	// Labels are set on Leases this Client creates.
 	Labels map[string]string
@@ -145,8 +147,8 @@ func New(c client.WithWatch, namespace string, opts Options) (*Client, error) {
 		return nil, errors.New("lease: Options.Identity is required: it is the Lease's holderIdentity and must be unique per holder")
 	case opts.TTL < time.Second || opts.TTL%time.Second != 0:
 		return nil, fmt.Errorf("lease: Options.TTL must be whole seconds, at least 1s (leaseDurationSeconds), got %s", opts.TTL)
-	case opts.RenewInterval <= 0 || opts.RenewInterval >= opts.TTL:
-		return nil, fmt.Errorf("lease: Options.RenewInterval must be positive and less than TTL %s, got %s", opts.TTL, opts.RenewInterval)
+	case opts.RenewInterval <= 0 || 3*opts.RenewInterval > opts.TTL:
+		return nil, fmt.Errorf("lease: Options.RenewInterval must be positive and at most TTL/3 (%s), so that a renewal falls well before the renew deadline TTL - RenewInterval; got %s", opts.TTL/3, opts.RenewInterval)
 	case opts.AcquireTimeout < 0:
 		return nil, fmt.Errorf("lease: Options.AcquireTimeout must not be negative, got %s", opts.AcquireTimeout)
 	}
@@ -428,19 +430,20 @@ func (l *Lock) renew(parent context.Context, lastRenew time.Time) {
 	budget := c.opts.TTL - c.opts.RenewInterval
 	ticker := c.opts.Clock.NewTicker(c.opts.RenewInterval)
 	defer ticker.Stop()
-	deadline := c.opts.Clock.NewTimer(budget - c.opts.Clock.Since(lastRenew))
+	// The deadline fires on its own goroutine: nothing this loop waits for
+	// (a slow renewal, RaiseToken holding writeMu) can hold it back.
+	deadline := c.opts.Clock.AfterFunc(budget-c.opts.Clock.Since(lastRenew), l.markLost)
 	defer deadline.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-l.ctx.Done(): // lost (the deadline) or released
+			return
 		case <-parent.Done():
 			ctx, cancel := context.WithTimeout(context.Background(), c.opts.TTL)
 			_ = l.release(ctx)
 			cancel()
-			return
-		case <-deadline.C():
-			l.markLost()
 			return
 		case <-ticker.C():
 		}
@@ -457,9 +460,7 @@ func (l *Lock) renew(parent context.Context, lastRenew time.Time) {
 		case err == nil:
 			lastRenew = sent
 			deadline.Reset(budget - c.opts.Clock.Since(lastRenew))
-		case errors.Is(err, errLost) || c.opts.Clock.Since(lastRenew) >= budget:
-			// Taken over, or silent so long that a waiter may soon take
-			// over: stop acting before the TTL runs out.
+		case errors.Is(err, errLost):
 			l.markLost()
 			return
 		}
@@ -513,9 +514,15 @@ func (l *Lock) RaiseToken(ctx context.Context, floor int64) error {
 	if l.Token() > floor {
 		return nil
 	}
+	if floor >= math.MaxInt32 {
+		return fmt.Errorf("raising the token of lock %s: %d is the largest leaseTransitions can hold", l.name, floor)
+	}
 	if l.ctx.Err() != nil {
 		return fmt.Errorf("raising the token of lock %s: %w", l.name, errLost)
 	}
+	// Bounded like a renewal, so the renew loop is not kept waiting long.
+	ctx, cancel := context.WithTimeout(ctx, l.client.opts.RenewInterval)
+	defer cancel()
 	l.mu.Lock()
 	lease := l.lease.DeepCopy()
 	l.mu.Unlock()
@@ -555,6 +562,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	var err error
 	l.once.Do(func() {
 		close(l.stop)
+		l.cancel() // also ends a renewal in flight, so this does not wait for it
 		<-l.done
 		err = l.release(ctx)
 	})
@@ -564,6 +572,8 @@ func (l *Lock) Release(ctx context.Context) error {
 func (l *Lock) release(ctx context.Context) error {
 	// Stop the guarded work before anyone else can hold the lock.
 	l.cancel()
+	l.writeMu.Lock() // after any RaiseToken, so Token() is current
+	defer l.writeMu.Unlock()
 	l.mu.Lock()
 	lost, lease := l.lost, l.lease.DeepCopy()
 	l.mu.Unlock()

@@ -643,6 +643,7 @@ func TestOptionsAreValidated(t *testing.T) {
 		{"TTL not whole seconds", "ns", lease.Options{Identity: "a", TTL: 1500 * time.Millisecond}},
 		{"RenewInterval equal to TTL", "ns", lease.Options{Identity: "a", TTL: 2 * time.Second, RenewInterval: 2 * time.Second}},
 		{"RenewInterval above TTL", "ns", lease.Options{Identity: "a", TTL: 2 * time.Second, RenewInterval: 3 * time.Second}},
+		{"RenewInterval above TTL/3", "ns", lease.Options{Identity: "a", TTL: 3 * time.Second, RenewInterval: 1500 * time.Millisecond}},
 		{"negative RenewInterval", "ns", lease.Options{Identity: "a", RenewInterval: -time.Second}},
 		{"negative AcquireTimeout", "ns", lease.Options{Identity: "a", AcquireTimeout: -time.Second}},
 		{"empty namespace", "", lease.Options{Identity: "a"}},

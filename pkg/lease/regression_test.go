@@ -17,6 +17,7 @@ limitations under the License.
 package lease_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,29 @@ func TestRaiseToken(t *testing.T) {
 	defer release(t, next)
 	if next.Token() != 12 {
 		t.Errorf("next acquisition's token = %d, want 12", next.Token())
+	}
+}
+
+// TestHealthyLockIsNotLost: with RenewInterval at its largest (TTL/3), a
+// lock whose renewals succeed stays held over several TTLs (the renew
+// deadline once could fire before the first renewal happened).
+func TestHealthyLockIsNotLost(t *testing.T) {
+	ns := env.Namespace(t)
+	l := acquire(t, newClient(t, ns, "a", lease.Options{TTL: 3 * time.Second, RenewInterval: time.Second}), t.Context(), "healthy")
+	defer release(t, l)
+	select {
+	case <-l.Lost():
+		t.Fatal("a lock renewed against a healthy API server was declared lost")
+	case <-time.After(7 * time.Second):
+	}
+}
+
+// TestRaiseTokenRefusesOverflow: leaseTransitions is an int32.
+func TestRaiseTokenRefusesOverflow(t *testing.T) {
+	ns := env.Namespace(t)
+	l := acquire(t, newClient(t, ns, "a", lease.Options{}), t.Context(), "overflow")
+	defer release(t, l)
+	if err := l.RaiseToken(t.Context(), math.MaxInt32); err == nil {
+		t.Fatal("RaiseToken past int32 succeeded")
 	}
 }

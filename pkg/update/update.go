@@ -283,6 +283,7 @@ type request[T Object[T]] struct {
 	action Action[T]
 	wake   chan bool // true: lead the next batch; false: done, err is final
 	taken  bool      // a leader took it (into a batch or as next leader); guarded by Updater.mu
+	final  bool      // err is its outcome (a commit finished for it); leader only
 	err    error
 }
 
@@ -304,7 +305,7 @@ func (u *Updater[T]) lead(q *queue[T], self *request[T]) {
 	defer func() {
 		if p := recover(); p != nil {
 			for _, r := range batch {
-				if r.err == nil {
+				if !r.final { // a request already committed keeps its outcome
 					r.err = fmt.Errorf("updating %s %s: an update action panicked: %v", u.kind, q.key, p)
 				}
 			}
@@ -328,10 +329,10 @@ func (u *Updater[T]) lead(q *queue[T], self *request[T]) {
 	if !q.known && self.obj.GetResourceVersion() != "" {
 		q.latest, q.known, q.exists = u.copyOf(self.obj), true, true
 	}
-	if sent, err := u.commit(self.ctx, q, ready); err != nil && !sent && self.ctx.Err() != nil {
-		// The leader's own context ended the batch before any write was
-		// sent; the others did not ask for that. They go back to the head
-		// of the queue. (After a write was sent its outcome is unknown, and
+	if uncertain, err := u.commit(self.ctx, q, ready); err != nil && !uncertain && self.ctx.Err() != nil {
+		// The leader's own context ended the batch, and nothing of it was
+		// stored; the others did not ask for that. They go back to the head
+		// of the queue. (After a write whose outcome is unknown,
 		// re-applying could apply an action twice: they share the error.)
 		for _, r := range ready {
 			if r != self && r.ctx.Err() == nil {
@@ -348,7 +349,7 @@ func (u *Updater[T]) handoff(q *queue[T], self *request[T], batch, requeue []*re
 	for _, r := range requeue {
 		r.taken = false
 	}
-	q.pending = append(requeue, q.pending...)
+	q.pending = append(slices.Clone(requeue), q.pending...)
 	var next *request[T]
 	if len(q.pending) > 0 {
 		next = q.pending[0]
@@ -370,11 +371,12 @@ func (u *Updater[T]) handoff(q *queue[T], self *request[T], batch, requeue []*re
 
 // commit applies the batch's actions and writes the result, retrying on
 // conflict. Each request's err is set. It returns the error that failed the
-// batch as a whole, if any, and whether a write was sent.
-func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T]) (sent bool, err error) {
-	sent, err = u.commitOnce(ctx, q, batch)
+// batch as a whole, if any, and whether a write whose outcome is unknown
+// (neither stored nor definitely refused) was uncertain.
+func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T]) (uncertain bool, err error) {
+	uncertain, err = u.commitOnce(ctx, q, batch)
 	if err == nil || len(batch) == 1 || !rejected(err) {
-		return sent, err
+		return uncertain, err
 	}
 	// The API server definitely refused the combined write (for example
 	// one action made the object invalid): commit each request alone, so
@@ -382,11 +384,12 @@ func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T
 	// is applied twice.
 	for _, r := range batch {
 		if r.err == err {
+			r.final = false
 			s, err := u.commitOnce(ctx, q, []*request[T]{r})
-			r.err, sent = err, sent || s
+			r.err, uncertain = err, uncertain || s
 		}
 	}
-	return sent, nil
+	return uncertain, nil
 }
 
 // rejected reports whether err is the API server's definite refusal of a
@@ -411,7 +414,7 @@ func rejected(err error) bool {
 //     after a jittered backoff, until the attempts run out.
 func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*request[T]) (bool, error) {
 	attempts := 0
-	sent := false
+	uncertain := false
 	var result T
 	var lastConflict error
 	try := func() error {
@@ -449,8 +452,10 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 				return nil
 			}
 			// Step 4.
-			sent = true
 			written, err := u.write(ctx, work, q.exists)
+			if err != nil && !u.retriable(err) && !rejected(err) {
+				uncertain = true // the write may have been stored
+			}
 			if err != nil {
 				// Step 5: any failed write leaves the object's state unknown.
 				q.known = false
@@ -468,7 +473,10 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 	growth.Steps = min(growth.Steps, u.opts.MaxAttempts)
 	err := retry.OnError(growth, u.retriable, try)
 	if err != nil && u.retriable(err) && attempts < u.opts.MaxAttempts {
-		time.Sleep(wait.Jitter(u.plateau, u.opts.Backoff.Jitter))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait.Jitter(u.plateau, u.opts.Backoff.Jitter)):
+		}
 		plateau := wait.Backoff{Duration: u.plateau, Factor: 1, Jitter: u.opts.Backoff.Jitter, Steps: u.opts.MaxAttempts - attempts}
 		err = retry.OnError(plateau, u.retriable, try)
 	}
@@ -480,15 +488,17 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 			if r.err == nil {
 				r.err = err
 			}
+			r.final = true
 		}
-		return sent, err
+		return uncertain, err
 	}
 	for _, r := range batch {
 		if r.err == nil {
 			result.DeepCopyInto(r.obj)
 		}
+		r.final = true
 	}
-	return sent, nil
+	return uncertain, nil
 }
 
 // apply runs the batch's actions on a copy of cur. Requests whose action
