@@ -260,7 +260,7 @@ func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Upda
 		if p.lockPolicy == jobstatev1alpha1.LockPolicyLease {
 			err = c.withLock(ctx, key, p.uid, func(ctx context.Context, token int64) error {
 				if u == c.status {
-					return u.Update(ctx, js, update.Fenced(token, lockToken, guarded))
+					return u.Update(ctx, js, update.Fenced(token, LockToken, guarded))
 				}
 				return u.Update(ctx, js, guarded)
 			})
@@ -279,9 +279,9 @@ func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Upda
 	return nil, fmt.Errorf("updating JobState %s: %w", key, errPolicyChanged)
 }
 
-// lockToken is where a JobState keeps the fencing token of its last
-// Lease-guarded write.
-var lockToken = update.TokenField[*jobstatev1alpha1.JobState]{
+// LockToken is where a JobState keeps the fencing token of its last
+// Lease-guarded write (status.lockToken), for update.Fenced.
+var LockToken = update.TokenField[*jobstatev1alpha1.JobState]{
 	Get: func(js *jobstatev1alpha1.JobState) int64 { return js.Status.LockToken },
 	Set: func(js *jobstatev1alpha1.JobState, token int64) { js.Status.LockToken = token },
 }

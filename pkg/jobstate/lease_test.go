@@ -131,10 +131,7 @@ func TestLeasePolicyStaleHolderIsFenced(t *testing.T) {
 	before := get(t, key)
 	js := before.DeepCopy()
 	err = update.Update(t.Context(), env.Client, js,
-		update.Fenced(stale.Token(), update.TokenField[*jobstatev1alpha1.JobState]{
-			Get: func(js *jobstatev1alpha1.JobState) int64 { return js.Status.LockToken },
-			Set: func(js *jobstatev1alpha1.JobState, token int64) { js.Status.LockToken = token },
-		}, testenv.Increment), update.Options{Status: true})
+		update.Fenced(stale.Token(), jobstate.LockToken, testenv.Increment), update.Options{Status: true})
 	var staleErr *update.StaleTokenError
 	if !errors.As(err, &staleErr) || staleErr.Token != 1 || staleErr.Stored != 2 {
 		t.Fatalf("stale write: err = %v, want *StaleTokenError{Token: 1, Stored: 2}", err)

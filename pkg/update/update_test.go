@@ -61,6 +61,19 @@ func counter(t *testing.T, key client.ObjectKey) int {
 	return n
 }
 
+// incrementElsewhere is another writer's increment, made directly: called
+// from inside an action, it makes that action's write conflict.
+func incrementElsewhere(t *testing.T, key client.ObjectKey) error {
+	other := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, other); err != nil {
+		return err
+	}
+	if err := increment(other); err != nil {
+		return err
+	}
+	return env.Client.Status().Update(t.Context(), other)
+}
+
 func newJobState(t *testing.T) client.ObjectKey {
 	t.Helper()
 	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace(t), Name: "job"}}
@@ -234,14 +247,7 @@ func TestExhaustedRetriesReturnConflictError(t *testing.T) {
 	calls := 0
 	err := u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
 		calls++
-		other := &jobstatev1alpha1.JobState{}
-		if err := env.Client.Get(t.Context(), key, other); err != nil {
-			return err
-		}
-		if err := increment(other); err != nil {
-			return err
-		}
-		if err := env.Client.Status().Update(t.Context(), other); err != nil {
+		if err := incrementElsewhere(t, key); err != nil {
 			return err
 		}
 		js.Status.Progress = 7
@@ -575,14 +581,7 @@ func TestMaxAttemptsJustPastTheGrowthPhase(t *testing.T) {
 	u := newUpdater(t, update.Options{Status: true, Backoff: b, MaxAttempts: 4})
 	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	err := u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
-		other := &jobstatev1alpha1.JobState{}
-		if err := env.Client.Get(t.Context(), key, other); err != nil {
-			return err
-		}
-		if err := increment(other); err != nil {
-			return err
-		}
-		if err := env.Client.Status().Update(t.Context(), other); err != nil {
+		if err := incrementElsewhere(t, key); err != nil {
 			return err
 		}
 		return increment(js)
