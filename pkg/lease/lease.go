@@ -211,13 +211,18 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 	}
 	start := c.opts.Clock.Now()
 	var holder string
+	var seen *coordinationv1.Lease // the Lease as the watch delivered it
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, &TimeoutError{Name: name, Holder: holder, Waited: c.opts.Clock.Since(start), Err: err}
 		}
-		// Step 1.
-		lease := &coordinationv1.Lease{}
-		err := c.c.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, lease)
+		// Step 1 (the watch already answered it, if it delivered the Lease).
+		lease, err := seen, error(nil)
+		if seen == nil {
+			lease = &coordinationv1.Lease{}
+			err = c.c.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, lease)
+		}
+		seen = nil
 		if apierrors.IsNotFound(err) {
 			sent := c.opts.Clock.Now()
 			lease, err = c.create(ctx, name, o.owner)
@@ -254,7 +259,7 @@ func (c *Client) acquire(ctx context.Context, name string, wait bool, opts []Acq
 			return nil, &HeldError{Name: name, Holder: holder}
 		}
 		// Step 4.
-		c.waitForChange(ctx, lease, expiry)
+		seen = c.waitForChange(ctx, lease, expiry)
 	}
 }
 
@@ -330,9 +335,10 @@ func (c *Client) take(ctx context.Context, lease *coordinationv1.Lease, old *res
 }
 
 // waitForChange returns when the Lease changes after lease's
-// resourceVersion, when until passes, or when ctx ends. A watch that cannot
-// start or breaks also returns (after a short pause): the caller re-reads.
-func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease, until time.Time) {
+// resourceVersion — with the changed Lease, so the caller need not read it
+// again — when until passes, or when ctx ends. A watch that cannot start or
+// breaks also returns (after a short pause): then the caller re-reads.
+func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease, until time.Time) *coordinationv1.Lease {
 	timer := c.opts.Clock.NewTimer(until.Sub(c.opts.Clock.Now()))
 	defer timer.Stop()
 	w, err := c.c.Watch(ctx, &coordinationv1.LeaseList{}, client.InNamespace(c.namespace),
@@ -344,13 +350,16 @@ func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease,
 		case <-timer.C():
 		case <-c.opts.Clock.After(100 * time.Millisecond):
 		}
-		return
+		return nil
 	}
 	defer w.Stop()
 	select {
 	case <-ctx.Done():
 	case <-timer.C():
 	case ev, ok := <-w.ResultChan():
+		if changed, isLease := ev.Object.(*coordinationv1.Lease); ok && ev.Type == watch.Modified && isLease {
+			return changed
+		}
 		if !ok || ev.Type == watch.Error {
 			// For example 410 Gone: the resourceVersion left the watch
 			// cache. Pause before re-reading rather than spin.
@@ -361,6 +370,7 @@ func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease,
 			}
 		}
 	}
+	return nil
 }
 
 // hold starts renewing a freshly taken Lease and returns its Lock. sent is
