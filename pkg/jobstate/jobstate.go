@@ -244,7 +244,7 @@ var errPolicyChanged = errors.New("JobState lockPolicy differs from the one the 
 // asks for: optimistic, or under its Lease.
 func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Updater[*jobstatev1alpha1.JobState], action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
 	for range 3 {
-		p, err := c.policy(ctx, key)
+		p, read, err := c.policy(ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -255,8 +255,11 @@ func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Upda
 			}
 			return action(js)
 		}
-		js := &jobstatev1alpha1.JobState{}
-		js.Namespace, js.Name = key.Namespace, key.Name
+		js := read // carried: its resourceVersion guards the write like a fresh read
+		if js == nil {
+			js = &jobstatev1alpha1.JobState{}
+			js.Namespace, js.Name = key.Namespace, key.Name
+		}
 		if p.lockPolicy == jobstatev1alpha1.LockPolicyLease {
 			err = c.withLock(ctx, key, p.uid, func(ctx context.Context, token int64) error {
 				if u == c.status {
@@ -336,17 +339,18 @@ func (c *Client) lockClient(namespace string) (*lease.Client, error) {
 }
 
 // policy returns the remembered lockPolicy of the JobState, reading it live
-// the first time.
-func (c *Client) policy(ctx context.Context, key client.ObjectKey) (policy, error) {
+// the first time — and then also the object it read, for the update to
+// carry instead of reading it again.
+func (c *Client) policy(ctx context.Context, key client.ObjectKey) (policy, *jobstatev1alpha1.JobState, error) {
 	c.mu.Lock()
 	p, ok := c.policies[key]
 	c.mu.Unlock()
 	if ok {
-		return p, nil
+		return p, nil, nil
 	}
 	js := &jobstatev1alpha1.JobState{}
 	if err := c.reader.Get(ctx, key, js); err != nil {
-		return policy{}, fmt.Errorf("reading JobState %s: %w", key, err)
+		return policy{}, nil, fmt.Errorf("reading JobState %s: %w", key, err)
 	}
 	p = policy{lockPolicy: lockPolicy(js), uid: js.UID}
 	c.mu.Lock()
@@ -355,7 +359,7 @@ func (c *Client) policy(ctx context.Context, key client.ObjectKey) (policy, erro
 	}
 	c.policies[key] = p
 	c.mu.Unlock()
-	return p, nil
+	return p, js, nil
 }
 
 func (c *Client) forget(key client.ObjectKey) {
