@@ -16,7 +16,8 @@ limitations under the License.
 
 // Package v1alpha1 contains the state.jobstate.dev/v1alpha1 API: JobState, the
 // state of one job that many writers (workers, controllers, people with
-// kubectl) change concurrently. The invariants every writer must respect are
+// kubectl) change concurrently, and EventStream with its EventSegments, an
+// append-only history of events. The invariants every writer must respect are
 // enforced by the API server itself through CEL validation rules on the types.
 // +kubebuilder:object:generate=true
 // +groupName=state.jobstate.dev
@@ -41,7 +42,11 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &JobState{}, &JobStateList{})
+	scheme.AddKnownTypes(GroupVersion,
+		&JobState{}, &JobStateList{},
+		&EventStream{}, &EventStreamList{},
+		&EventSegment{}, &EventSegmentList{},
+	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -133,6 +133,67 @@ type JobStateSpec struct {
 	// -p '{"spec":{"cancel":true}}'`. It cannot be set back to false.
 	// +optional
 	Cancel bool `json:"cancel,omitempty"`
+
+	// eventStreamRef names an EventStream in the JobState's namespace whose
+	// events the controller projects into status (event sourcing): workers
+	// append Claimed, Heartbeat, Succeeded, Failed, Cancelled and
+	// DataPatched events instead of writing status. Immutable.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.eventStreamRef is immutable"
+	// +optional
+	EventStreamRef *EventStreamReference `json:"eventStreamRef,omitempty"`
+}
+
+// EventStreamReference names an EventStream in the same namespace.
+type EventStreamReference struct {
+	// name of the EventStream.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=240
+	// +required
+	Name string `json:"name"`
+}
+
+// RejectedEvent is a stream event the projection did not apply because it
+// was not a legal transition from the state at that point.
+type RejectedEvent struct {
+	// position of the event in the stream.
+	// +required
+	Position int64 `json:"position"`
+	// type of the event.
+	// +kubebuilder:validation:MaxLength=128
+	// +required
+	Type string `json:"type"`
+	// reason is a CamelCase word: IllegalTransition, Fenced, BackingOff,
+	// UnknownType or MalformedData.
+	// +kubebuilder:validation:MaxLength=64
+	// +required
+	Reason string `json:"reason"`
+	// message says why, for people.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ProjectionStatus records how far the status has been projected from
+// spec.eventStreamRef. It is written in the same status write as the state
+// the events produced, so each event is applied exactly once.
+type ProjectionStatus struct {
+	// position of the last event applied (or rejected); absent before the
+	// first.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Position *int64 `json:"position,omitempty"`
+
+	// rejected are the most recent events that were not applied, oldest
+	// first (at most 16 are kept; rejectedCount counts all).
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Rejected []RejectedEvent `json:"rejected,omitempty"`
+
+	// rejectedCount is the number of events rejected since the beginning.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	RejectedCount int64 `json:"rejectedCount,omitempty"`
 }
 
 // JobStateStatus is the observed state of the job, written by workers and the
@@ -220,6 +281,11 @@ type JobStateStatus struct {
 	// controller last acted on.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// projection: where the projection from spec.eventStreamRef stands.
+	// +kubebuilder:validation:XValidation:rule="!has(oldSelf.position) || (has(self.position) && self.position >= oldSelf.position)",message="status.projection.position may not decrease: events are applied exactly once"
+	// +optional
+	Projection *ProjectionStatus `json:"projection,omitempty"`
 }
 
 // JobState is the state of one job, shared by every writer of it.

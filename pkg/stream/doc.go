@@ -1,0 +1,85 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package stream is an append-only event store on the Kubernetes API:
+// streams of events written with an expected version, stored in EventStream
+// objects and the EventSegments they own.
+//
+// # Semantics
+//
+// A stream's version is the position of its last event; positions start at
+// 0 and have no gaps. A stream without events has no version (Version
+// returns ok false; NoStream, -1, stands for it). Append stores one or more
+// events atomically at consecutive positions and can require the stream to
+// be at a version (AppendOptions.ExpectedVersion: NoStream or N) or to
+// exist (StreamExists). A mismatch is a *VersionConflictError with code
+// STREAM_VERSION_CONFLICT and the expected and actual versions. Appending
+// events whose ids the stream already holds, in the same order, is a retry:
+// it returns the original positions and stores nothing.
+//
+// # Storage
+//
+// The EventStream object's head holds the newest events and is written by
+// every append with the resourceVersion
+// precondition, through pkg/update (group commit: concurrent appends from
+// one Client share writes). When the head would grow past 48 events or 128 KiB, the
+// append first seals its older events into an EventSegment named
+// <stream>.<first position, 12 digits>, owned by the stream, and keeps the
+// newest 16 (at most 32 KiB). So an append writes an object of bounded size
+// whatever the stream's length, and a stream holds as many events as etcd
+// holds segments. Read crosses segments transparently (segments are
+// immutable, so a Client caches them). The API server refuses, for every
+// client, writes that edit or drop a committed event of a head or change a
+// segment (CEL rules on the CRDs). Limits: an event at most MaxEventBytes,
+// an append at most MaxAppendEvents events and MaxAppendBytes; larger ones
+// fail before anything is written.
+//
+// # Global position
+//
+// GlobalPosition orders all events of a namespace's streams: (revision,
+// index), where revision is the resourceVersion produced by the EventStream
+// write that committed the event and index its place among that write's
+// events. etcd assigns each write a revision greater than every earlier
+// write's, and resourceVersions of one resource are comparable (KEP-5504,
+// resourceversion.CompareResourceVersion), so this order is the commit
+// order, with no object shared by the streams.
+//
+// A write learns its revision only from the response, so it cannot store
+// it in the events it writes. Instead the head's unstamped field marks the
+// events of its latest write, whose revision is by construction the head's
+// current resourceVersion; every later write made by this package records
+// that revision (its own precondition) in head.commits before it changes
+// anything. Readers use commits, or the head's resourceVersion for the
+// unstamped events.
+//
+// # What it does not guarantee
+//
+//   - Idempotency by id covers the events still in the head: at least the
+//     newest 16 (fewer if they exceed 32 KiB). A retry arriving after its
+//     events were sealed away stores them again.
+//   - The global position of the latest write's events is exact only if
+//     nothing but this package writes the EventStream between that write
+//     and the next: a metadata edit (kubectl label) or a spec edit there
+//     would make the head's resourceVersion differ from the commit
+//     revision, and the next append would record the later one. Order
+//     within a stream is unaffected.
+//   - Retention (spec.retention, applied by the EventStream controller)
+//     deletes whole segments; a Read from a removed position starts at the
+//     oldest kept event.
+//   - Deleting a stream deletes its segments through their
+//     ownerReferences, which needs the garbage collector
+//     (kube-controller-manager).
+package stream

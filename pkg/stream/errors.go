@@ -1,0 +1,128 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package stream
+
+import (
+	"errors"
+	"fmt"
+)
+
+// CodeStreamVersionConflict is the error code of a VersionConflictError, as
+// an RPC layer reports it.
+const CodeStreamVersionConflict = "STREAM_VERSION_CONFLICT"
+
+// ErrVersionConflict matches every *VersionConflictError with errors.Is.
+var ErrVersionConflict = errors.New("stream version conflict")
+
+// ErrStreamNotFound matches every *NotFoundError with errors.Is.
+var ErrStreamNotFound = errors.New("stream not found")
+
+// ErrDuplicateID matches every *DuplicateIDError with errors.Is.
+var ErrDuplicateID = errors.New("event id already used by a different event")
+
+// ErrTooLarge matches every *TooLargeError with errors.Is.
+var ErrTooLarge = errors.New("too large to store")
+
+// ErrInvalidEvent matches every *InvalidEventError with errors.Is.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// VersionConflictError: the stream was not at the version the append
+// expected. Nothing was stored.
+type VersionConflictError struct {
+	Stream string
+	// Expected is the version the append required (NoStream for a stream
+	// that must not exist yet).
+	Expected int64
+	// Actual is the stream's version when the append was refused
+	// (NoStream if it has no events).
+	Actual int64
+}
+
+func (e *VersionConflictError) Error() string {
+	return fmt.Sprintf("Expected version %d, stream is at version %d", e.Expected, e.Actual)
+}
+
+// Code is CodeStreamVersionConflict.
+func (e *VersionConflictError) Code() string { return CodeStreamVersionConflict }
+
+// Is reports whether target is ErrVersionConflict.
+func (e *VersionConflictError) Is(target error) bool { return target == ErrVersionConflict }
+
+// NotFoundError: the stream has no events, and the call required some
+// (Read, Version, or an append with StreamExists).
+type NotFoundError struct {
+	Namespace, Stream string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("stream %s/%s does not exist (it has no events)", e.Namespace, e.Stream)
+}
+
+// Is reports whether target is ErrStreamNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrStreamNotFound }
+
+// DuplicateIDError: an event id of the append is already in the stream, but
+// the append is not a retry of the one that stored it (the ids do not match
+// that append's, in order). Nothing was stored.
+type DuplicateIDError struct {
+	Stream string
+	ID     string
+	// Position is where the id is stored.
+	Position int64
+}
+
+func (e *DuplicateIDError) Error() string {
+	return fmt.Sprintf("stream %s: event id %s is already stored at position %d by an append with different events", e.Stream, e.ID, e.Position)
+}
+
+// Is reports whether target is ErrDuplicateID.
+func (e *DuplicateIDError) Is(target error) bool { return target == ErrDuplicateID }
+
+// TooLargeError: an event or an append exceeds a storage limit. Nothing was
+// stored.
+type TooLargeError struct {
+	Stream string
+	// What names the culprit: "event 3 (type Deposited)" or "the append".
+	What  string
+	Size  int
+	Limit int
+	// Unit is "bytes" or "events".
+	Unit string
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("stream %s: %s is %d %s, the limit is %d", e.Stream, e.What, e.Size, e.Unit, e.Limit)
+}
+
+// Is reports whether target is ErrTooLarge.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// InvalidEventError: an event of the append is malformed. Nothing was
+// stored.
+type InvalidEventError struct {
+	Stream string
+	// Index is the event's index in the append.
+	Index  int
+	Reason string
+}
+
+func (e *InvalidEventError) Error() string {
+	return fmt.Sprintf("stream %s: event %d: %s", e.Stream, e.Index, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidEvent.
+func (e *InvalidEventError) Is(target error) bool { return target == ErrInvalidEvent }

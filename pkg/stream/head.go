@@ -1,0 +1,226 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package stream
+
+import (
+	"fmt"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+)
+
+// Storage limits. The head stays small so that an append costs the same on
+// a stream of 100 events and of millions (a write's cost grows with the
+// object); etcd refuses requests over 1.5 MiB.
+const (
+	// MaxEventBytes bounds one event: id, type, data and metadata JSON.
+	MaxEventBytes = 64 << 10
+	// MaxAppendBytes bounds the events of one Append.
+	MaxAppendBytes = 256 << 10
+	// MaxAppendEvents bounds the number of events of one Append.
+	MaxAppendEvents = 100
+
+	// sealEvents and sealBytes: when the head would exceed either, its
+	// older committed events are sealed into a segment first.
+	sealEvents = 48
+	sealBytes  = 128 << 10
+	// keepEvents and keepBytes: sealing leaves at most this many of the
+	// newest events in the head, and at least keepEvents unless they
+	// exceed keepBytes. The head's events are the window in which a
+	// retried event id is recognised.
+	keepEvents = 16
+	keepBytes  = 32 << 10
+	// maxHeadEvents and maxHeadBytes: what the head may hold at all
+	// (head.events has maxItems 128 in the CRD).
+	maxHeadEvents = 128
+	maxHeadBytes  = 768 << 10
+	// eventOverhead approximates the JSON around an event's fields.
+	eventOverhead = 96
+)
+
+// eventBytes is the approximate stored size of e.
+func eventBytes(e *jobstatev1alpha1.Event) int {
+	n := eventOverhead + len(e.ID) + len(e.Type) + len(e.Data.Raw)
+	if e.Metadata != nil {
+		n += len(e.Metadata.Raw)
+	}
+	return n
+}
+
+func eventsBytes(events []jobstatev1alpha1.Event) int {
+	n := 0
+	for i := range events {
+		n += eventBytes(&events[i])
+	}
+	return n
+}
+
+// stamp records the commit revision of the head's latest write, if the
+// write about to be made against revision rv is the first one after it.
+//
+// Invariant (what makes globalPosition exact): in every stored state of a
+// head, the events of unstamped were stored by the very write that produced
+// that state, so their commit revision is the object's resourceVersion. Every
+// write made by this package against that state therefore records that
+// resourceVersion (its precondition) in commits before adding anything.
+// Several appends group-committed into one write share one stamp: only the
+// first application in a write sees unstamped.base differ from rv.
+func stamp(h *jobstatev1alpha1.EventStreamHead, rv string) {
+	base := rv
+	if base == "" {
+		// A stream being created: there is no revision to write against.
+		base = creating
+	}
+	if h.Unstamped.Base == base {
+		return // an earlier append of this same write already stamped
+	}
+	if rv != "" && h.Unstamped.From <= h.Version && h.Unstamped.From >= h.First {
+		h.Commits = append(h.Commits, jobstatev1alpha1.Commit{From: h.Unstamped.From, Revision: rv})
+	}
+	h.Unstamped = jobstatev1alpha1.Unstamped{From: h.Version + 1, Base: base}
+}
+
+// creating is Unstamped.Base for a write that creates the stream (there is
+// no revision to write against).
+const creating = "0"
+
+// committedEnd is the position after the last event whose commit revision
+// is recorded in commits (after stamp, every event of the head but those of
+// the write in progress).
+func committedEnd(h *jobstatev1alpha1.EventStreamHead) int64 {
+	return h.Unstamped.From
+}
+
+// sealPlan says which of the head's events to move into a segment before
+// adding n events of b bytes: positions [h.First, end). end == h.First means
+// nothing needs sealing.
+func sealPlan(h *jobstatev1alpha1.EventStreamHead, n, b int) int64 {
+	events := h.Events
+	if len(events)+n <= sealEvents && eventsBytes(events)+b <= sealBytes {
+		return h.First
+	}
+	// Keep the newest events (at most keepEvents, within keepBytes), but
+	// never seal what is not yet stamped.
+	keep, kept := 0, 0
+	for i := len(events) - 1; i >= 0 && keep < keepEvents; i-- {
+		size := eventBytes(&events[i])
+		if kept+size > keepBytes {
+			break
+		}
+		keep, kept = keep+1, kept+size
+	}
+	end := h.First + int64(len(events)-keep)
+	if ce := committedEnd(h); end > ce {
+		end = ce
+	}
+	return max(end, h.First)
+}
+
+// commitsFor returns the commit records covering positions [from, to) from
+// commits (sorted by From), with the first one starting at from.
+func commitsFor(commits []jobstatev1alpha1.Commit, from, to int64) []jobstatev1alpha1.Commit {
+	var out []jobstatev1alpha1.Commit
+	for i, c := range commits {
+		end := to
+		if i+1 < len(commits) {
+			end = commits[i+1].From
+		}
+		if end <= from || c.From >= to {
+			continue
+		}
+		// From stays where the write began (possibly before this
+		// segment): an event's index counts from there.
+		out = append(out, c)
+	}
+	return out
+}
+
+// trim drops the head's events below first, with the commit records that
+// cover only them.
+func trim(h *jobstatev1alpha1.EventStreamHead, first int64) {
+	if first <= h.First {
+		return
+	}
+	h.Events = append([]jobstatev1alpha1.Event(nil), h.Events[first-h.First:]...)
+	if len(h.Events) == 0 {
+		h.Events = nil
+	}
+	var commits []jobstatev1alpha1.Commit
+	for i, c := range h.Commits {
+		if i+1 < len(h.Commits) && h.Commits[i+1].From <= first {
+			continue
+		}
+		commits = append(commits, c)
+	}
+	// The record that straddles first keeps its From: records are
+	// immutable (the CRD checks it), and a record starting below first
+	// still says correctly where that write's events began.
+	h.Commits = commits
+	h.First = first
+}
+
+// find returns the position of the event with id in the head, or -1.
+func find(h *jobstatev1alpha1.EventStreamHead, id string) int64 {
+	for i := len(h.Events) - 1; i >= 0; i-- {
+		if h.Events[i].ID == id {
+			return h.Events[i].Position
+		}
+	}
+	return -1
+}
+
+// duplicate checks the append's ids against the head. It returns the
+// positions of an earlier identical append (a retry), nil for new events,
+// or a *DuplicateIDError.
+func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobstatev1alpha1.Event) ([]int64, error) {
+	first := find(h, events[0].ID)
+	if first < 0 {
+		for _, e := range events[1:] {
+			if p := find(h, e.ID); p >= 0 {
+				return nil, &DuplicateIDError{Stream: stream, ID: e.ID, Position: p}
+			}
+		}
+		return nil, nil
+	}
+	positions := make([]int64, len(events))
+	for i, e := range events {
+		p := first + int64(i)
+		if p > h.Version || h.Events[p-h.First].ID != e.ID {
+			return nil, &DuplicateIDError{Stream: stream, ID: events[0].ID, Position: first}
+		}
+		positions[i] = p
+	}
+	return positions, nil
+}
+
+// revisionOf returns the commit revision of the event at position p in the
+// head, whose object has resourceVersion rv.
+func revisionOf(h *jobstatev1alpha1.EventStreamHead, rv string, p int64) (GlobalPosition, error) {
+	if p >= h.Unstamped.From {
+		return GlobalPosition{Revision: rv, Index: p - h.Unstamped.From}, nil
+	}
+	return positionIn(h.Commits, p)
+}
+
+// positionIn finds p's commit record in commits.
+func positionIn(commits []jobstatev1alpha1.Commit, p int64) (GlobalPosition, error) {
+	for i := len(commits) - 1; i >= 0; i-- {
+		if commits[i].From <= p {
+			return GlobalPosition{Revision: commits[i].Revision, Index: p - commits[i].From}, nil
+		}
+	}
+	return GlobalPosition{}, fmt.Errorf("no commit record for position %d", p)
+}

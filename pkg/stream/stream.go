@@ -1,0 +1,438 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/lru"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/update"
+)
+
+// NoStream is the version of a stream without events. As
+// AppendOptions.ExpectedVersion it requires the stream not to exist yet.
+const NoStream int64 = -1
+
+// EventData is an event to append.
+type EventData struct {
+	// ID is a UUID identifying the event; empty: one is generated. Give
+	// your own to make a retried Append idempotent.
+	ID string
+	// Type names what happened, e.g. "Deposited" (1 to 128 characters).
+	Type string
+	// Data is the payload: anything that marshals to a JSON object (a
+	// struct, a map, or json.RawMessage). nil is {}.
+	Data any
+	// Metadata is optional: anything that marshals to a JSON object.
+	Metadata any
+}
+
+// RecordedEvent is a committed event.
+type RecordedEvent struct {
+	Stream         string
+	ID             string
+	Type           string
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	Position       int64
+	GlobalPosition GlobalPosition
+	// Time is when the appending client wrote the event, by its clock.
+	Time time.Time
+}
+
+// AppendOptions are the expectations an Append checks atomically with
+// writing. The zero value appends unconditionally.
+type AppendOptions struct {
+	// ExpectedVersion, if set, is the version the stream must be at: NoStream
+	// (-1) for a stream that must not exist yet (have no events), N >= 0
+	// for one whose last event is at position N. Otherwise the Append fails
+	// with a *VersionConflictError.
+	ExpectedVersion *int64
+	// StreamExists requires the stream to have at least one event; otherwise
+	// the Append fails with a *NotFoundError.
+	StreamExists bool
+}
+
+// ExpectVersion returns AppendOptions requiring the stream to be at v
+// (NoStream: not to exist).
+func ExpectVersion(v int64) AppendOptions { return AppendOptions{ExpectedVersion: &v} }
+
+// AppendResult says where an Append's events are.
+type AppendResult struct {
+	// Version is the stream's version after the append: the position of its
+	// last event.
+	Version int64
+	// Positions and GlobalPositions of the appended events, in order.
+	Positions       []int64
+	GlobalPositions []GlobalPosition
+	// Duplicate is true when the events were already stored by an earlier
+	// Append with the same ids (a retry); nothing new was stored, and the
+	// positions are the original ones.
+	Duplicate bool
+}
+
+// Options configure a Client. The zero value is valid.
+type Options struct {
+	// Clock stamps events' time. Default: the real clock.
+	Clock clock.PassiveClock
+	// Update configures the update library under Append (backoff, attempts,
+	// timeout, LiveReader: set it to mgr.GetAPIReader() when c is a
+	// manager's cached client). Status and CreateIfMissing are the
+	// package's to set. Without MaxAttempts or Timeout, an Append retries
+	// conflicts for up to DefaultAppendTimeout: an unconditional append to
+	// a busy stream should wait its turn, not fail.
+	Update update.Options
+	// SegmentCacheSize is the number of sealed segments kept in memory
+	// (they never change). Default 128.
+	SegmentCacheSize int
+}
+
+// Client appends to and reads the EventStreams of one namespace. It is safe
+// for concurrent use; share one per process so that concurrent appends to a
+// stream are group-committed.
+type Client struct {
+	c         client.Client
+	reader    client.Reader
+	namespace string
+	clock     clock.PassiveClock
+	updater   *update.Updater[*jobstatev1alpha1.EventStream]
+	segments  *lru.Cache
+	// heads holds the head each stream had after this Client's last write
+	// to it: the next Append starts from it without reading (a stale one
+	// costs a conflict and a live re-read, as the update library does).
+	heads *lru.Cache
+}
+
+// New returns a Client for the EventStreams in namespace, writing through
+// c. c must read live from the API server (or set Options.Update.LiveReader).
+func New(c client.Client, namespace string, opts Options) (*Client, error) {
+	if namespace == "" {
+		return nil, errors.New("stream: a namespace is required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.SegmentCacheSize < 0 {
+		return nil, fmt.Errorf("stream: Options.SegmentCacheSize must be >= 0, got %d", opts.SegmentCacheSize)
+	}
+	if opts.SegmentCacheSize == 0 {
+		opts.SegmentCacheSize = 128
+	}
+	uopts := opts.Update
+	if uopts.MaxAttempts == 0 && uopts.Timeout == 0 {
+		uopts.Timeout = DefaultAppendTimeout
+	}
+	uopts.Status = false
+	uopts.CreateIfMissing = true
+	u, err := update.New[*jobstatev1alpha1.EventStream](c, uopts)
+	if err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	reader := opts.Update.LiveReader
+	if reader == nil {
+		reader = c
+	}
+	return &Client{
+		c: c, reader: reader, namespace: namespace, clock: opts.Clock, updater: u,
+		segments: lru.New(opts.SegmentCacheSize), heads: lru.New(maxCarriedHeads),
+	}, nil
+}
+
+// DefaultAppendTimeout bounds an Append's retries unless Options.Update
+// bounds them.
+const DefaultAppendTimeout = 30 * time.Second
+
+// maxCarriedHeads bounds the heads a Client remembers.
+const maxCarriedHeads = 1024
+
+// errHeadFull: the events of one group-committed write do not fit in the
+// head; the append is tried again in a later write.
+var errHeadFull = errors.New("the stream head is full until its events are committed and sealed")
+
+// headFullRetries bounds how often an Append whose write was full is tried
+// again.
+var headFullRetries = wait.Backoff{Duration: 2 * time.Millisecond, Factor: 1.5, Jitter: 1, Steps: 12}
+
+// Append stores events at the end of stream, atomically: all of them at
+// consecutive positions, or none. The stream is created on its first
+// append. See AppendOptions for the expectations it can check.
+//
+// Steps, each protecting an invariant:
+//  1. Validate and encode every event before any request: a malformed or
+//     oversized event fails the whole Append and nothing is written.
+//  2. Under the update library (read, apply, write with the
+//     resourceVersion precondition, re-read and re-apply on Conflict):
+//     a. ids already in the head are a retry: return their positions and
+//     write nothing (invariant: an id is stored at most once);
+//     b. check StreamExists and ExpectedVersion against the head as read
+//     — re-checked on every re-read, so a stream that moved past the
+//     expected version is a *VersionConflictError, never a silent retry;
+//     c. record the previous write's commit revision (globalPosition);
+//     d. seal older committed events into an EventSegment if the head
+//     would grow past its bounds (keeps the append cost flat);
+//     e. add the events at version+1, version+2, ...
+//  3. The write's resourceVersion is the events' commit revision.
+func (c *Client) Append(ctx context.Context, stream string, events []EventData, opts AppendOptions) (AppendResult, error) {
+	encoded, size, err := c.encode(stream, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	es := &jobstatev1alpha1.EventStream{}
+	if last, ok := c.heads.Get(stream); ok {
+		last.(*jobstatev1alpha1.EventStream).DeepCopyInto(es)
+	}
+	es.Namespace, es.Name = c.namespace, stream
+	var res AppendResult
+	action := func(es *jobstatev1alpha1.EventStream) error {
+		res = AppendResult{}
+		if es.Head == nil {
+			es.Head = &jobstatev1alpha1.EventStreamHead{Version: NoStream}
+		}
+		h := es.Head
+		// 2a.
+		dup, err := duplicate(stream, h, encoded)
+		if err != nil {
+			return err
+		}
+		if dup != nil {
+			res = AppendResult{Version: h.Version, Positions: dup, Duplicate: true}
+			return nil
+		}
+		// 2b.
+		if opts.StreamExists && h.Version == NoStream {
+			return &NotFoundError{Namespace: c.namespace, Stream: stream}
+		}
+		if opts.ExpectedVersion != nil && *opts.ExpectedVersion != h.Version {
+			return &VersionConflictError{Stream: stream, Expected: *opts.ExpectedVersion, Actual: h.Version}
+		}
+		// 2c.
+		stamp(h, es.ResourceVersion)
+		// 2d.
+		if end := sealPlan(h, len(encoded), size); end > h.First {
+			if err := c.seal(ctx, es, end); err != nil {
+				return err
+			}
+		}
+		if len(h.Events)+len(encoded) > maxHeadEvents || eventsBytes(h.Events)+size > maxHeadBytes {
+			return errHeadFull
+		}
+		// 2e.
+		for _, e := range encoded {
+			e.Position = h.Version + 1
+			h.Events = append(h.Events, e)
+			h.Version++
+			res.Positions = append(res.Positions, e.Position)
+		}
+		res.Version = h.Version
+		return nil
+	}
+	backoff := headFullRetries
+	for {
+		err = c.updater.Update(ctx, es, action)
+		if !errors.Is(err, errHeadFull) || backoff.Steps <= 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return AppendResult{}, ctx.Err()
+		case <-time.After(backoff.Step()):
+		}
+	}
+	if err != nil {
+		c.heads.Remove(stream)
+		if errors.Is(err, errHeadFull) {
+			return AppendResult{}, fmt.Errorf("appending to stream %s: %w", stream, err)
+		}
+		return AppendResult{}, err
+	}
+	if es.ResourceVersion != "" {
+		c.heads.Add(stream, es.DeepCopy())
+	}
+	// 3.
+	for _, p := range res.Positions {
+		gp, err := revisionOf(es.Head, es.ResourceVersion, p)
+		if err != nil {
+			return res, fmt.Errorf("appending to stream %s: %w", stream, err)
+		}
+		res.GlobalPositions = append(res.GlobalPositions, gp)
+	}
+	return res, nil
+}
+
+// encode validates events and converts them to what is stored, with their
+// total size.
+func (c *Client) encode(stream string, events []EventData) ([]jobstatev1alpha1.Event, int, error) {
+	switch {
+	case len(events) == 0:
+		return nil, 0, &InvalidEventError{Stream: stream, Index: -1, Reason: "an append needs at least one event"}
+	case len(events) > MaxAppendEvents:
+		return nil, 0, &TooLargeError{Stream: stream, What: "the append", Size: len(events), Limit: MaxAppendEvents, Unit: "events"}
+	}
+	now := metav1.NewMicroTime(c.clock.Now())
+	out := make([]jobstatev1alpha1.Event, len(events))
+	ids := map[string]int{}
+	total := 0
+	for i, e := range events {
+		invalid := func(format string, args ...any) error {
+			return &InvalidEventError{Stream: stream, Index: i, Reason: fmt.Sprintf(format, args...)}
+		}
+		id := e.ID
+		if id == "" {
+			id = uuid.NewString()
+		} else if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+			return nil, 0, invalid("id %q is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", id)
+		}
+		if j, ok := ids[id]; ok {
+			return nil, 0, invalid("id %s is also the id of event %d of this append", id, j)
+		}
+		ids[id] = i
+		if e.Type == "" || len(e.Type) > 128 {
+			return nil, 0, invalid("type must have 1 to 128 characters, got %d", len(e.Type))
+		}
+		data, err := jsonObject(e.Data)
+		if err != nil {
+			return nil, 0, invalid("data: %v", err)
+		}
+		ev := jobstatev1alpha1.Event{ID: id, Type: e.Type, Data: runtime.RawExtension{Raw: data}, Time: now}
+		if e.Metadata != nil {
+			meta, err := jsonObject(e.Metadata)
+			if err != nil {
+				return nil, 0, invalid("metadata: %v", err)
+			}
+			ev.Metadata = &runtime.RawExtension{Raw: meta}
+		}
+		if n := eventBytes(&ev); n > MaxEventBytes {
+			return nil, 0, &TooLargeError{Stream: stream, What: fmt.Sprintf("event %d (type %s)", i, e.Type), Size: n, Limit: MaxEventBytes, Unit: "bytes"}
+		}
+		total += eventBytes(&ev)
+		out[i] = ev
+	}
+	if total > MaxAppendBytes {
+		return nil, 0, &TooLargeError{Stream: stream, What: "the append", Size: total, Limit: MaxAppendBytes, Unit: "bytes"}
+	}
+	return out, total, nil
+}
+
+// jsonObject encodes v, which must be a JSON object.
+func jsonObject(v any) ([]byte, error) {
+	var raw []byte
+	switch v := v.(type) {
+	case nil:
+		return []byte("{}"), nil
+	case json.RawMessage:
+		raw = v
+	case []byte:
+		raw = v
+	default:
+		var err error
+		if raw, err = json.Marshal(v); err != nil {
+			return nil, err
+		}
+	}
+	raw = bytes.TrimSpace(raw)
+	if !json.Valid(raw) {
+		return nil, errors.New("not valid JSON")
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, fmt.Errorf("must be a JSON object, got %.20s", raw)
+	}
+	return raw, nil
+}
+
+// Version returns the position of the stream's last event. ok is false (and
+// version NoStream) when the stream has no events.
+func (c *Client) Version(ctx context.Context, stream string) (version int64, ok bool, err error) {
+	es, err := c.head(ctx, stream)
+	if errors.Is(err, ErrStreamNotFound) {
+		return NoStream, false, nil
+	}
+	if err != nil {
+		return NoStream, false, err
+	}
+	return es.Head.Version, true, nil
+}
+
+// head reads the stream live; a stream without events is a *NotFoundError.
+func (c *Client) head(ctx context.Context, stream string) (*jobstatev1alpha1.EventStream, error) {
+	es := &jobstatev1alpha1.EventStream{}
+	err := c.reader.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: stream}, es)
+	if apierrors.IsNotFound(err) || (err == nil && (es.Head == nil || es.Head.Version < 0)) {
+		return nil, &NotFoundError{Namespace: c.namespace, Stream: stream}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s/%s: %w", c.namespace, stream, err)
+	}
+	return es, nil
+}
+
+// Read returns up to max events of stream in order, starting at position
+// from; fewer at the end of the stream. Events that retention removed are
+// skipped: the first event returned may then be after from. It fails with a
+// *NotFoundError if the stream has no events.
+func (c *Client) Read(ctx context.Context, stream string, from int64, max int) ([]RecordedEvent, error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("reading stream %s: max must be positive, got %d", stream, max)
+	}
+	es, err := c.head(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	from = ensureNonNegative(from)
+	var out []RecordedEvent
+	if from < es.Head.First {
+		if out, err = c.readSealed(ctx, es, from, max); err != nil {
+			return nil, err
+		}
+		from = es.Head.First
+	}
+	h := es.Head
+	for p := from; p <= h.Version && len(out) < max; p++ {
+		gp, err := revisionOf(h, es.ResourceVersion, p)
+		if err != nil {
+			return nil, fmt.Errorf("reading stream %s: %w", stream, err)
+		}
+		out = append(out, recorded(stream, &h.Events[p-h.First], gp))
+	}
+	return out, nil
+}
+
+func ensureNonNegative(p int64) int64 { return max(p, 0) }
+
+func recorded(stream string, e *jobstatev1alpha1.Event, gp GlobalPosition) RecordedEvent {
+	r := RecordedEvent{
+		Stream: stream, ID: e.ID, Type: e.Type, Data: json.RawMessage(e.Data.Raw),
+		Position: e.Position, GlobalPosition: gp, Time: e.Time.Time,
+	}
+	if e.Metadata != nil {
+		r.Metadata = json.RawMessage(e.Metadata.Raw)
+	}
+	return r
+}
