@@ -18,18 +18,23 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/lease"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
@@ -53,7 +58,12 @@ type JobStateReconciler struct {
 	LeaseClient client.WithWatch
 	// Clock is the time source. Default: the real clock.
 	Clock clock.WithTickerAndDelayedExecution
+	// ProjectionBatch is how many stream events one status write of an
+	// event-sourced JobState applies at most. Default 100.
+	ProjectionBatch int
 
+	// streams reads the EventStreams of event-sourced JobStates.
+	streams *streamClients
 	// jobs writes status the way workers do: through the update library,
 	// under the job's Lease when its lockPolicy says so.
 	jobs *jobstate.Client
@@ -66,8 +76,11 @@ type JobStateReconciler struct {
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams,verbs=get;list;watch
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;watch
 
-// Reconcile brings one JobState up to date with the clock.
+// Reconcile brings one JobState up to date with the clock, or, if it is
+// event-sourced (spec.eventStreamRef), with its stream.
 func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	js := &jobstatev1alpha1.JobState{}
 	if err := r.Get(ctx, req.NamespacedName, js); err != nil {
@@ -78,6 +91,9 @@ func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	if deleted, err := r.reconcileTTL(ctx, js); err != nil || deleted {
 		return ctrl.Result{}, err
+	}
+	if js.Spec.EventStreamRef != nil {
+		return ctrl.Result{}, r.reconcileProjection(ctx, js)
 	}
 	if err := r.reconcileStatus(ctx, js); err != nil {
 		return ctrl.Result{}, err
@@ -109,6 +125,72 @@ func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1
 	for _, t := range done {
 		logf.FromContext(ctx).Info("JobState transition", "phase", js.Status.Phase, "reason", t.reason, "attempt", js.Status.Attempt)
 		r.Recorder.Eventf(js, nil, t.eventType, t.reason, "Reconcile", t.message)
+	}
+	return nil
+}
+
+// reconcileProjection applies the events of spec.eventStreamRef that the
+// status has not seen yet, a batch per status write. Each write carries the
+// state and the position of its last event (jobstate.Project), with the
+// resourceVersion precondition: a restart resumes after the last event
+// written and applies nothing twice. The deadline, heartbeat and cancel
+// timers of directly written JobStates do not apply: the stream alone
+// decides (append a Cancelled or Failed event).
+func (r *JobStateReconciler) reconcileProjection(ctx context.Context, js *jobstatev1alpha1.JobState) error {
+	streams, err := r.streams.get(js.Namespace)
+	if err != nil {
+		return err
+	}
+	name := js.Spec.EventStreamRef.Name
+	for ctx.Err() == nil {
+		events, err := streams.Read(ctx, name, jobstate.ProjectedPosition(js)+1, r.ProjectionBatch)
+		if err != nil && !errors.Is(err, stream.ErrStreamNotFound) {
+			return fmt.Errorf("projecting from stream %s: %w", name, err)
+		}
+		if len(events) == 0 && js.Status.Phase != "" {
+			return nil
+		}
+		written, err := r.jobs.Update(ctx, client.ObjectKeyFromObject(js), func(js *jobstatev1alpha1.JobState) error {
+			return jobstate.Project(js, events)
+		})
+		if errors.Is(err, jobstate.ErrProjectionGap) {
+			// Retention removed events the status never saw.
+			return reconcile.TerminalError(fmt.Errorf("projecting from stream %s: %w", name, err))
+		}
+		if err != nil {
+			return fmt.Errorf("projecting from stream %s: %w", name, err)
+		}
+		written.DeepCopyInto(js)
+		if len(events) > 0 {
+			logf.FromContext(ctx).V(1).Info("Projected stream events", "stream", name, "position", jobstate.ProjectedPosition(js), "phase", js.Status.Phase)
+		}
+		if len(events) < r.ProjectionBatch {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// jobsForStream maps an EventStream to the JobStates projected from it.
+func (r *JobStateReconciler) jobsForStream(ctx context.Context, es client.Object) []reconcile.Request {
+	var list jobstatev1alpha1.JobStateList
+	if err := r.List(ctx, &list, client.InNamespace(es.GetNamespace()), client.MatchingFields{eventStreamRefIndex: es.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "Listing JobStates projected from an EventStream", "eventStream", klog.KObj(es))
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return reqs
+}
+
+// eventStreamRefIndex indexes JobStates by spec.eventStreamRef.name.
+const eventStreamRefIndex = "spec.eventStreamRef.name"
+
+func indexEventStreamRef(o client.Object) []string {
+	if ref := o.(*jobstatev1alpha1.JobState).Spec.EventStreamRef; ref != nil {
+		return []string{ref.Name}
 	}
 	return nil
 }
@@ -146,8 +228,12 @@ func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := r.init(); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &jobstatev1alpha1.JobState{}, eventStreamRefIndex, indexEventStreamRef); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&jobstatev1alpha1.JobState{}).
+		Watches(&jobstatev1alpha1.EventStream{}, handler.EnqueueRequestsFromMapFunc(r.jobsForStream)).
 		Named("jobstate").
 		Complete(r)
 }
@@ -160,6 +246,10 @@ func (r *JobStateReconciler) init() error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.ProjectionBatch <= 0 {
+		r.ProjectionBatch = 100
+	}
+	r.streams = newStreamClients(r.Client, r.APIReader)
 	var err error
 	r.jobs, err = jobstate.New(r.Client, jobstate.Options{
 		Identity:    ControllerIdentity,

@@ -76,6 +76,10 @@ func main() {
 		log.Error(err, "Unable to create controller", "controller", "JobState")
 		os.Exit(1)
 	}
+	if err := (&controllers.EventStreamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "Unable to create controller", "controller", "EventStream")
+		os.Exit(1)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "Unable to set up health check")
 		os.Exit(1)

@@ -161,6 +161,9 @@ func runManager(ctx context.Context, cfg *rest.Config) error {
 	if err := (&controllers.JobStateReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&controllers.EventStreamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return mgr.Start(ctx)
 }
 

@@ -60,6 +60,14 @@ func eventBytes(e *jobstatev1alpha1.Event) int {
 	return n
 }
 
+// HeadBytes is the approximate stored size of the events in a head.
+func HeadBytes(h *jobstatev1alpha1.EventStreamHead) int64 {
+	if h == nil {
+		return 0
+	}
+	return int64(eventsBytes(h.Events))
+}
+
 func eventsBytes(events []jobstatev1alpha1.Event) int {
 	n := 0
 	for i := range events {
@@ -106,10 +114,11 @@ func committedEnd(h *jobstatev1alpha1.EventStreamHead) int64 {
 
 // sealPlan says which of the head's events to move into a segment before
 // adding n events of b bytes: positions [h.First, end). end == h.First means
-// nothing needs sealing.
-func sealPlan(h *jobstatev1alpha1.EventStreamHead, n, b int) int64 {
+// nothing needs sealing. With force, everything but the newest events is
+// sealed even below the thresholds.
+func sealPlan(h *jobstatev1alpha1.EventStreamHead, n, b int, force bool) int64 {
 	events := h.Events
-	if len(events)+n <= sealEvents && eventsBytes(events)+b <= sealBytes {
+	if !force && len(events)+n <= sealEvents && eventsBytes(events)+b <= sealBytes {
 		return h.First
 	}
 	// Keep the newest events (at most keepEvents, within keepBytes), but

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,17 @@ import (
 // name may be longer than a label value allows; the UID also tells a
 // re-created stream's segments from its predecessor's).
 const LabelStreamUID = "stream.jobstate.dev/uid"
+
+// Annotations on every EventSegment, so that a metadata list tells its size
+// and age without reading its events.
+const (
+	// AnnotationBytes is the approximate size of the segment's events.
+	AnnotationBytes = "stream.jobstate.dev/bytes"
+	// AnnotationLastEventTime is the time of its newest event (RFC 3339).
+	AnnotationLastEventTime = "stream.jobstate.dev/last-event-time"
+	// AnnotationLast is the position of its last event.
+	AnnotationLast = "stream.jobstate.dev/last"
+)
 
 // SegmentName is the name of the segment of stream whose first event is at
 // position first. Deterministic, so that two appends sealing the same
@@ -103,6 +115,11 @@ func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64) *jo
 			Namespace: es.Namespace,
 			Name:      SegmentName(es.Name, first),
 			Labels:    map[string]string{LabelStreamUID: string(es.UID)},
+			Annotations: map[string]string{
+				AnnotationBytes:         strconv.Itoa(eventsBytes(events)),
+				AnnotationLast:          strconv.FormatInt(end-1, 10),
+				AnnotationLastEventTime: events[len(events)-1].Time.UTC().Format(time.RFC3339Nano),
+			},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: jobstatev1alpha1.GroupVersion.String(), Kind: "EventStream",
 				Name: es.Name, UID: es.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -119,8 +136,12 @@ func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64) *jo
 // SegmentRef is a segment known from a metadata list.
 type SegmentRef struct {
 	Name string
-	// First is the position of its first event.
-	First int64
+	UID  types.UID
+	// First and Last are the positions of its first and last event.
+	First, Last int64
+	// Bytes and LastEventTime are from its annotations (zero if missing).
+	Bytes         int64
+	LastEventTime time.Time
 }
 
 // ListSegments returns the segments of the stream with uid, in position
@@ -134,7 +155,11 @@ func ListSegments(ctx context.Context, r client.Reader, namespace string, uid ty
 	refs := make([]SegmentRef, 0, len(list.Items))
 	for _, m := range list.Items {
 		if first, ok := segmentFirst(m.Name); ok {
-			refs = append(refs, SegmentRef{Name: m.Name, First: first})
+			ref := SegmentRef{Name: m.Name, UID: m.UID, First: first}
+			ref.Last, _ = strconv.ParseInt(m.Annotations[AnnotationLast], 10, 64)
+			ref.Bytes, _ = strconv.ParseInt(m.Annotations[AnnotationBytes], 10, 64)
+			ref.LastEventTime, _ = time.Parse(time.RFC3339Nano, m.Annotations[AnnotationLastEventTime])
+			refs = append(refs, ref)
 		}
 	}
 	slices.SortFunc(refs, func(a, b SegmentRef) int { return cmp.Compare(a.First, b.First) })

@@ -236,7 +236,7 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 		// 2c.
 		stamp(h, es.ResourceVersion)
 		// 2d.
-		if end := sealPlan(h, len(encoded), size); end > h.First {
+		if end := sealPlan(h, len(encoded), size, false); end > h.First {
 			if err := c.seal(ctx, es, end); err != nil {
 				return err
 			}
@@ -285,6 +285,46 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 		res.GlobalPositions = append(res.GlobalPositions, gp)
 	}
 	return res, nil
+}
+
+// Seal makes one write to the stream's head if it needs one: it records
+// the commit revision of the head's latest write (see the package
+// documentation) and seals all but the newest events into a segment. It
+// reports whether it wrote. The EventStream controller calls it before it
+// writes a stream's status: any other write between an append and the
+// write recording that append's revision would make the revision unknowable.
+func (c *Client) Seal(ctx context.Context, stream string) (bool, error) {
+	es := &jobstatev1alpha1.EventStream{}
+	es.Namespace, es.Name = c.namespace, stream
+	var before string
+	action := func(es *jobstatev1alpha1.EventStream) error {
+		before = es.ResourceVersion
+		h := es.Head
+		if h == nil || h.Version < 0 {
+			return nil
+		}
+		unstamped := h.Unstamped.From <= h.Version
+		if !unstamped && len(h.Events) <= keepEvents {
+			return nil
+		}
+		stamp(h, es.ResourceVersion)
+		if end := sealPlan(h, 0, 0, true); end > h.First {
+			return c.seal(ctx, es, end)
+		}
+		return nil
+	}
+	if err := c.updater.Update(ctx, es, action); err != nil {
+		c.heads.Remove(stream)
+		return false, err
+	}
+	return es.ResourceVersion != before, nil
+}
+
+// Unstamped reports whether es's latest write has not been followed by
+// another write yet: a write outside this package (a status write) must not
+// be made then; call Seal first.
+func Unstamped(es *jobstatev1alpha1.EventStream) bool {
+	return es.Head != nil && es.Head.Unstamped.From <= es.Head.Version
 }
 
 // encode validates events and converts them to what is stored, with their

@@ -1,0 +1,289 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
+	"github.com/jobstate-dev/jobstate/pkg/update"
+)
+
+// DefaultStatusInterval is EventStreamReconciler.StatusInterval's default.
+const DefaultStatusInterval = time.Second
+
+// EventStreamReconciler keeps an EventStream's status (version, events,
+// segments, bytes), seals the head of a stream that went quiet, and applies
+// spec.retention by deleting the oldest sealed segments.
+type EventStreamReconciler struct {
+	client.Client
+	// APIReader reads live from the API server (mgr.GetAPIReader()).
+	APIReader client.Reader
+	// Clock is the time source. Default: the real clock.
+	Clock clock.PassiveClock
+	// StatusInterval is the least time between two status writes of one
+	// stream: on a busy stream the status lags by up to this much rather
+	// than compete with the appends. Default DefaultStatusInterval.
+	StatusInterval time.Duration
+
+	streams *streamClients
+	status  *update.Updater[*jobstatev1alpha1.EventStream]
+}
+
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams/status,verbs=get;update;patch
+// Segments set blockOwnerDeletion on their stream.
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams/finalizers,verbs=update
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;watch;create;delete
+
+// errUnstamped: an append landed between Seal and the status write.
+var errUnstamped = errors.New("the stream was appended to since it was sealed")
+
+// Reconcile brings one EventStream's status and retention up to date.
+func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	es := &jobstatev1alpha1.EventStream{}
+	if err := r.Get(ctx, req.NamespacedName, es); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !es.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	now := r.Clock.Now()
+	if last := es.Status.LastUpdateTime; last != nil && now.Sub(last.Time) < r.StatusInterval {
+		return ctrl.Result{RequeueAfter: r.StatusInterval - now.Sub(last.Time)}, nil
+	}
+	es, err := r.seal(ctx, es)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	segs, err := stream.ListSegments(ctx, r.APIReader, es.Namespace, es.UID)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing segments: %w", err)
+	}
+	segs, retentionCheck, err := r.reconcileRetention(ctx, es, segs, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	desired := streamStatus(es, segs)
+	if statusEqual(desired, es.Status) {
+		return ctrl.Result{RequeueAfter: retentionCheck}, nil
+	}
+	if err := r.writeStatus(ctx, es, desired); errors.Is(err, errUnstamped) {
+		return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: retentionCheck}, nil
+}
+
+// seal seals the head of a stream (see stream.Client.Seal): a status write
+// must not directly follow an append. It returns the stream as it is now,
+// read live.
+func (r *EventStreamReconciler) seal(ctx context.Context, es *jobstatev1alpha1.EventStream) (*jobstatev1alpha1.EventStream, error) {
+	sc, err := r.streams.get(es.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sc.Seal(ctx, es.Name); err != nil {
+		return nil, fmt.Errorf("sealing the head: %w", err)
+	}
+	live := &jobstatev1alpha1.EventStream{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(es), live); err != nil {
+		return nil, fmt.Errorf("reading the stream: %w", err)
+	}
+	return live, nil
+}
+
+// reconcileRetention deletes the oldest segments that spec.retention no
+// longer keeps, and returns the segments left and when to look again
+// (zero: no time-based retention pending).
+func (r *EventStreamReconciler) reconcileRetention(ctx context.Context, es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef, now time.Time) ([]stream.SegmentRef, time.Duration, error) {
+	expired, next := expiredSegments(es, segs, now)
+	for _, s := range segs[:expired] {
+		uid := s.UID
+		seg := &jobstatev1alpha1.EventSegment{}
+		seg.Namespace, seg.Name = es.Namespace, s.Name
+		if err := r.Delete(ctx, seg, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+			return segs, 0, fmt.Errorf("deleting segment %s for retention: %w", s.Name, err)
+		}
+		logf.FromContext(ctx).Info("Deleted segment for retention", "segment", s.Name, "first", s.First, "last", s.Last)
+	}
+	return segs[expired:], next, nil
+}
+
+// expiredSegments returns how many of the oldest segments retention
+// removes, and when the next one expires by age (zero if never). Only a
+// prefix is removed, so what is kept stays contiguous.
+func expiredSegments(es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef, now time.Time) (int, time.Duration) {
+	ret := es.Spec.Retention
+	if ret == nil || es.Head == nil {
+		return 0, 0
+	}
+	n := 0
+	for _, s := range segs {
+		byCount := ret.MaxEvents != nil && s.Last < es.Head.Version+1-*ret.MaxEvents
+		byAge := ret.MaxAge != nil && !s.LastEventTime.IsZero() && now.Sub(s.LastEventTime) > ret.MaxAge.Duration
+		if !byCount && !byAge {
+			break
+		}
+		n++
+	}
+	var next time.Duration
+	if ret.MaxAge != nil && n < len(segs) && !segs[n].LastEventTime.IsZero() {
+		next = segs[n].LastEventTime.Add(ret.MaxAge.Duration).Sub(now) + time.Second
+	}
+	return n, next
+}
+
+// streamStatus computes the status of es from its head and segments.
+func streamStatus(es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef) jobstatev1alpha1.EventStreamStatus {
+	st := jobstatev1alpha1.EventStreamStatus{Version: stream.NoStream, Conditions: es.Status.Conditions}
+	h := es.Head
+	if h == nil {
+		h = &jobstatev1alpha1.EventStreamHead{Version: stream.NoStream}
+	}
+	st.Version = h.Version
+	st.FirstPosition = h.First
+	st.Bytes = stream.HeadBytes(h)
+	st.Segments = int32(len(segs))
+	complete, message := true, "Every sealed event is in a segment"
+	next := h.First
+	if len(segs) > 0 {
+		st.FirstPosition = segs[0].First
+		next = segs[0].First
+		if segs[0].First > 0 && es.Spec.Retention == nil {
+			complete, message = false, fmt.Sprintf("Events 0 to %d are in no segment, and there is no retention policy", segs[0].First-1)
+		}
+	} else if h.First > 0 && es.Spec.Retention == nil {
+		complete, message = false, fmt.Sprintf("Events 0 to %d are in no segment, and there is no retention policy", h.First-1)
+	}
+	for _, s := range segs {
+		st.Bytes += s.Bytes
+		if s.First != next && complete {
+			complete, message = false, fmt.Sprintf("Events %d to %d are in no segment", next, s.First-1)
+		}
+		next = s.Last + 1
+	}
+	if next != h.First && complete {
+		complete, message = false, fmt.Sprintf("Events %d to %d are in no segment", next, h.First-1)
+	}
+	if h.Version >= 0 {
+		st.Events = h.Version + 1 - st.FirstPosition
+	}
+	cond := metav1.Condition{Type: jobstatev1alpha1.ConditionSegmentsComplete, Status: metav1.ConditionTrue, Reason: jobstatev1alpha1.ReasonSegmentsFound, Message: message, ObservedGeneration: es.Generation}
+	if !complete {
+		cond.Status, cond.Reason = metav1.ConditionFalse, jobstatev1alpha1.ReasonSegmentMissing
+	}
+	meta.SetStatusCondition(&st.Conditions, cond)
+	return st
+}
+
+// statusEqual compares statuses without their update time.
+func statusEqual(a, b jobstatev1alpha1.EventStreamStatus) bool {
+	a.LastUpdateTime, b.LastUpdateTime = nil, nil
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+// writeStatus writes desired with the resourceVersion precondition of es,
+// as sealed. An append since then makes it errUnstamped.
+func (r *EventStreamReconciler) writeStatus(ctx context.Context, es *jobstatev1alpha1.EventStream, desired jobstatev1alpha1.EventStreamStatus) error {
+	now := metav1.NewTime(r.Clock.Now())
+	err := r.status.Update(ctx, es.DeepCopy(), func(es *jobstatev1alpha1.EventStream) error {
+		if stream.Unstamped(es) {
+			return errUnstamped
+		}
+		es.Status = desired
+		es.Status.LastUpdateTime = &now
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnstamped) {
+		return fmt.Errorf("updating status: %w", err)
+	}
+	return err
+}
+
+// SetupWithManager registers the reconciler with mgr, defaulting APIReader
+// from it.
+func (r *EventStreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if err := r.init(); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&jobstatev1alpha1.EventStream{}).
+		Named("eventstream").
+		Complete(r)
+}
+
+// init validates the fields, applies defaults and builds the writers.
+func (r *EventStreamReconciler) init() error {
+	if r.Client == nil || r.APIReader == nil {
+		return errors.New("EventStreamReconciler needs Client and APIReader")
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.StatusInterval == 0 {
+		r.StatusInterval = DefaultStatusInterval
+	}
+	r.streams = newStreamClients(r.Client, r.APIReader)
+	var err error
+	r.status, err = update.New[*jobstatev1alpha1.EventStream](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
+	return err
+}
+
+// streamClients holds a stream.Client per namespace, shared by the
+// reconcilers' workers so that their appends and seals group-commit.
+type streamClients struct {
+	c      client.Client
+	reader client.Reader
+	mu     sync.Mutex
+	by     map[string]*stream.Client
+}
+
+func newStreamClients(c client.Client, reader client.Reader) *streamClients {
+	return &streamClients{c: c, reader: reader, by: map[string]*stream.Client{}}
+}
+
+func (s *streamClients) get(namespace string) (*stream.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sc := s.by[namespace]; sc != nil {
+		return sc, nil
+	}
+	sc, err := stream.New(s.c, namespace, stream.Options{Update: update.Options{LiveReader: s.reader}})
+	if err != nil {
+		return nil, err
+	}
+	s.by[namespace] = sc
+	return sc, nil
+}
