@@ -22,6 +22,10 @@ limitations under the License.
 // attempts fail halfway, so the retry path (back to Pending, backoff, next
 // attempt) can be watched with `kubectl get js -w`.
 //
+// An event-sourced JobState (spec.eventStreamRef) is worked on by appending
+// Claimed, Heartbeat and Succeeded events to its stream (pkg/stream); the
+// controller projects them into its status.
+//
 //	go run ./examples/worker --namespace default --identity worker-1
 package main
 
@@ -50,6 +54,7 @@ import (
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
 // FailAttemptsAnnotation makes the demo worker fail a job's first N attempts.
@@ -90,7 +95,12 @@ func main() {
 		log.Error(err, "Unable to create JobState client")
 		os.Exit(1)
 	}
-	w := &worker{c: c, jobs: jobs, namespace: *namespace, steps: *steps, interval: *interval, running: map[string]bool{}}
+	streams, err := stream.New(c, *namespace, stream.Options{})
+	if err != nil {
+		log.Error(err, "Unable to create EventStream client")
+		os.Exit(1)
+	}
+	w := &worker{c: c, jobs: jobs, streams: streams, identity: *identity, namespace: *namespace, steps: *steps, interval: *interval, running: map[string]bool{}}
 
 	log.Info("Worker started", "identity", *identity, "namespace", *namespace)
 	wait.UntilWithContext(ctx, w.claimPending, 500*time.Millisecond)
@@ -100,6 +110,8 @@ func main() {
 type worker struct {
 	c         client.Client
 	jobs      *jobstate.Client
+	streams   *stream.Client
+	identity  string
 	namespace string
 	steps     int
 	interval  time.Duration
@@ -121,6 +133,10 @@ func (w *worker) claimPending(ctx context.Context) {
 	for i := range list.Items {
 		js := &list.Items[i]
 		if js.Status.Phase != jobstatev1alpha1.PhasePending || w.isRunning(js.Name) {
+			continue
+		}
+		if js.Spec.EventStreamRef != nil {
+			w.claimEventSourced(ctx, js)
 			continue
 		}
 		attempt, err := w.jobs.Claim(ctx, client.ObjectKeyFromObject(js))
@@ -176,6 +192,51 @@ func (w *worker) work(ctx context.Context, a jobstate.Attempt, failAt int) {
 		return
 	}
 	log.Info("Succeeded")
+}
+
+// claimEventSourced claims a job whose status is projected from a stream:
+// it appends Claimed expecting the stream to be at the position the status
+// was projected from, so that of two workers deciding on the same state
+// only one claim is stored (the other gets STREAM_VERSION_CONFLICT). Then it
+// appends Heartbeat events and Succeeded.
+func (w *worker) claimEventSourced(ctx context.Context, js *jobstatev1alpha1.JobState) {
+	log := ctrl.LoggerFrom(ctx).WithName("worker").WithValues("jobstate", klog.KObj(js))
+	if js.Status.RetryAfter != nil && time.Now().Before(js.Status.RetryAfter.Time) {
+		return
+	}
+	name := js.Spec.EventStreamRef.Name
+	attempt := js.Status.Attempt + 1
+	claim := jobstate.NewEvent(jobstate.EventClaimed, jobstate.EventPayload{Holder: w.identity})
+	_, err := w.streams.Append(ctx, name, []stream.EventData{claim}, stream.ExpectVersion(jobstate.ProjectedPosition(js)))
+	if errors.Is(err, stream.ErrVersionConflict) {
+		return // another event came first; decide again on the projected state
+	}
+	if err != nil {
+		log.Error(err, "Appending Claimed", "stream", name)
+		return
+	}
+	log.Info("Claimed by appending an event", "stream", name, "attempt", attempt)
+	w.setRunning(js.Name, true)
+	w.wg.Go(func() {
+		defer w.setRunning(js.Name, false)
+		for step := 1; step <= w.steps; step++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(w.interval):
+			}
+			hb := jobstate.NewEvent(jobstate.EventHeartbeat, jobstate.EventPayload{Holder: w.identity, Attempt: attempt, Progress: int32(100 * step / w.steps)})
+			if _, err := w.streams.Append(ctx, name, []stream.EventData{hb}, stream.AppendOptions{}); err != nil {
+				log.Error(err, "Appending Heartbeat")
+			}
+		}
+		done := jobstate.NewEvent(jobstate.EventSucceeded, jobstate.EventPayload{Holder: w.identity, Attempt: attempt, Message: fmt.Sprintf("processed %d batches", w.steps)})
+		if _, err := w.streams.Append(ctx, name, []stream.EventData{done}, stream.AppendOptions{}); err != nil {
+			log.Error(err, "Appending Succeeded")
+			return
+		}
+		log.Info("Succeeded by appending an event", "stream", name)
+	})
 }
 
 func (w *worker) isRunning(name string) bool {

@@ -84,7 +84,7 @@ func TestSamplesRunToCompletion(t *testing.T) {
 				return false, nil
 			}
 		}
-		return len(list.Items) == 3, nil
+		return len(list.Items) == 4, nil
 	})
 	if err != nil {
 		out, _ := kubectl("get", "js", "-n", ns)
@@ -100,8 +100,27 @@ func TestSamplesRunToCompletion(t *testing.T) {
 		}
 	}
 
+	// The event-sourced sample was projected from the events the worker
+	// appended: Claimed, 3 Heartbeats, Succeeded, none rejected.
+	ledger := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger-rebuild"}, ledger); err != nil {
+		t.Fatal(err)
+	}
+	if p := ledger.Status.Projection; p == nil || p.Position == nil || *p.Position != 4 || p.RejectedCount != 0 {
+		t.Errorf("ledger-rebuild projection = %+v, want position 4 and nothing rejected", p)
+	}
+	out, err := kubectl("get", "es", "-n", ns, "ledger-rebuild-events")
+	if err != nil || !strings.Contains(out, "VERSION") || !strings.Contains(out, " 4 ") {
+		t.Errorf("kubectl get es: %v\n%s", err, out)
+	}
+	// Nobody can rewrite the history, kubectl included.
+	out, err = kubectl("patch", "es", "ledger-rebuild-events", "-n", ns, "--type=json", "-p", `[{"op":"replace","path":"/head/events/0/type","value":"Forged"}]`)
+	if err == nil || !strings.Contains(out, "committed events are immutable") {
+		t.Errorf("kubectl patch of a committed event: err %v, output:\n%s", err, out)
+	}
+
 	// The printer columns a user sees.
-	out, err := kubectl("get", "js", "-n", ns, "flaky-export")
+	out, err = kubectl("get", "js", "-n", ns, "flaky-export")
 	if err != nil || !strings.Contains(out, "PHASE") || !strings.Contains(out, "Succeeded") || !strings.Contains(out, "e2e-worker") {
 		t.Errorf("kubectl get js: %v\n%s", err, out)
 	}
