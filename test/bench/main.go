@@ -40,11 +40,15 @@ limitations under the License.
 // Two more tables follow (see lease.go): how long a lock takes to pass from
 // one holder to a waiting one, pkg/lease against client-go leaderelection;
 // and W writers on one JobState under spec.lockPolicy Lease against
-// Optimistic.
+// Optimistic. Then three on pkg/stream (see stream.go): append latency by
+// stream length, W writers appending to W streams against W raw writers on
+// W JobStates, and reading a long stream with a cold segment cache.
 //
-// Run it with `make bench` or `go run ./test/bench [-updates N] [-writers W]
-// [-rounds R] [-warmup K] [-handoffs H] [-slow-handoffs S]
-// [-lease-updates L]`.
+// Run it with `make bench` or `go run ./test/bench [-sections LIST]
+// [-updates N] [-writers W] [-rounds R] [-warmup K] [-handoffs H]
+// [-slow-handoffs S] [-lease-updates L] [-stream-lengths L1,L2,...]
+// [-stream-appends A] [-stream-updates U] [-stream-page P]`; -sections
+// picks the sections to run (updates, handoff, lock-policy, stream).
 // Targets are reported, not asserted: the exit status is non-zero only when
 // the control plane cannot be set up (or the run is interrupted).
 package main
@@ -57,6 +61,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,23 +86,44 @@ import (
 )
 
 func main() {
+	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run, of: "+strings.Join(allSections, ", "))
 	updates := flag.Int("updates", 1000, "updates per variant (split evenly among the writers)")
-	writers := flag.Int("writers", 8, "concurrent writers in the contended variants")
-	rounds := flag.Int("rounds", 10, "rounds in which the two serial variants alternate")
+	writers := flag.Int("writers", 8, "concurrent writers in the contended variants and in the stream throughput rows")
+	rounds := flag.Int("rounds", 10, "rounds in which the two serial variants alternate (and the stream throughput rows)")
 	warmup := flag.Int("warmup", 50, "writes to warm up the API server before the first variant")
 	handoffs := flag.Int("handoffs", 50, "lock handoffs timed for pkg/lease and for leaderelection with a 200ms RetryPeriod")
 	slowHandoffs := flag.Int("slow-handoffs", 9, "lock handoffs timed for leaderelection with its defaults (about 2s each)")
 	leaseUpdates := flag.Int("lease-updates", 200, "updates per lockPolicy row (split evenly among the writers)")
+	streamLengths := flag.String("stream-lengths", "100,10000,100000", "comma-separated stream lengths (events) at which appends are timed; the longest is also read")
+	streamAppends := flag.Int("stream-appends", 200, "single-event appends timed per stream length")
+	streamUpdates := flag.Int("stream-updates", 200, "appends, and raw updates, per writer in the stream throughput rows")
+	streamPage := flag.Int("stream-page", 1000, "events per Read when reading the longest stream")
 	flag.Parse()
-	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 || *handoffs < 1 || *slowHandoffs < 1 || *leaseUpdates < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs and -lease-updates must be at least 1, -warmup at least 0")
+	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 || *handoffs < 1 || *slowHandoffs < 1 || *leaseUpdates < 1 ||
+		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates and -stream-page must be at least 1, -warmup at least 0")
+		os.Exit(2)
+	}
+	selected, err := parseSections(*sections)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	lengths, err := parseLengths(*streamLengths)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, options{
-		updates: *updates, writers: *writers, rounds: min(*rounds, *updates), warmup: *warmup,
+	err = run(ctx, options{
+		sections: selected,
+		updates:  *updates, writers: *writers, rounds: *rounds, warmup: *warmup,
 		handoffs: *handoffs, slowHandoffs: *slowHandoffs, leaseUpdates: *leaseUpdates,
+		stream: streamOptions{
+			lengths: lengths, appends: *streamAppends,
+			writers: *writers, perWriter: *streamUpdates, rounds: *rounds, page: *streamPage,
+		},
 	})
 	stop()
 	if err != nil {
@@ -105,12 +132,51 @@ func main() {
 	}
 }
 
+// allSections are the sections of the bench, in the order they run.
+var allSections = []string{"updates", "handoff", "lock-policy", "stream"}
+
+// parseSections parses -sections into the set of sections to run.
+func parseSections(list string) (map[string]bool, error) {
+	selected := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(allSections, name) {
+			return nil, fmt.Errorf("-sections: unknown section %q (known: %s)", name, strings.Join(allSections, ", "))
+		}
+		selected[name] = true
+	}
+	return selected, nil
+}
+
+// parseLengths parses -stream-lengths: distinct positive lengths, returned
+// ascending (the first is the reference of the latency ratios).
+func parseLengths(list string) ([]int, error) {
+	var lengths []int
+	for field := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-stream-lengths: %q is not a positive number of events", field)
+		}
+		if slices.Contains(lengths, n) {
+			return nil, fmt.Errorf("-stream-lengths: %d is given twice", n)
+		}
+		lengths = append(lengths, n)
+	}
+	slices.Sort(lengths)
+	return lengths, nil
+}
+
 // options are the command's flags.
 type options struct {
+	// sections are the sections to run (see allSections).
+	sections map[string]bool
+	// rounds is the flag as given; a section caps it at its call count.
 	updates, writers, rounds, warmup int
 	// handoffs and slowHandoffs are the handoffs timed per lock (see
 	// lease.go), leaseUpdates the updates per lockPolicy row.
 	handoffs, slowHandoffs, leaseUpdates int
+	// stream sizes the stream section (see stream.go).
+	stream streamOptions
 }
 
 // variant is one way of incrementing the counter; it becomes one row.
@@ -157,7 +223,6 @@ type result struct {
 func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
 
 func run(ctx context.Context, o options) error {
-	updates, writers, rounds, warmup := o.updates, o.writers, o.rounds, o.warmup
 	// envtest logs through controller-runtime's logger; without one set it
 	// complains on stderr after 30s. Setup errors are returned, not logged.
 	ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
@@ -195,9 +260,37 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("jobstate bench: %d CPUs, GOMAXPROCS=%d, %s %s/%s; kube-apiserver %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, apiserver)
-	fmt.Printf("%d updates per variant; %d writers; serial variants interleaved in %d rounds\n\n", updates, writers, rounds)
 
 	b := &bench{env: env, c: c}
+	sections := []struct {
+		name string
+		run  func() error
+	}{
+		{"updates", func() error { return b.updateSection(ctx, o) }},
+		{"handoff", func() error { return b.handoffSection(ctx, o.handoffs, o.slowHandoffs) }},
+		{"lock-policy", func() error { return b.lockPolicySection(ctx, o.leaseUpdates, o.writers) }},
+		{"stream", func() error { return b.streamSection(ctx, o.stream) }},
+	}
+	first := true
+	for _, s := range sections {
+		if !o.sections[s.name] {
+			continue
+		}
+		if !first {
+			fmt.Println()
+		}
+		first = false
+		if err := s.run(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateSection runs the update variants and prints the first table.
+func (b *bench) updateSection(ctx context.Context, o options) error {
+	updates, writers, rounds, warmup := o.updates, o.writers, min(o.rounds, o.updates), o.warmup
+	fmt.Printf("%d updates per variant; %d writers; serial variants interleaved in %d rounds\n\n", updates, writers, rounds)
 	serial := []variant{
 		{name: "raw serial (Status().Update, carried)", target: target{noFailures: true}, writers: 1, setup: rawSerial},
 		{name: "library, uncontended (1 Updater)", target: target{minRatio: 0.90, noFailures: true}, writers: 1, setup: oneUpdater},
@@ -256,13 +349,7 @@ func run(ctx context.Context, o options) error {
 		results = append(results, res)
 	}
 	printTable(os.Stdout, results)
-
-	fmt.Println()
-	if err := b.handoffSection(ctx, o.handoffs, o.slowHandoffs); err != nil {
-		return err
-	}
-	fmt.Println()
-	return b.lockPolicySection(ctx, o.leaseUpdates, writers)
+	return nil
 }
 
 // bench holds what every variant shares.
