@@ -55,6 +55,13 @@ type EventStreamReconciler struct {
 
 	streams *streamClients
 	status  *update.Updater[*jobstatev1alpha1.EventStream]
+
+	// attempts: when each stream's status was last attempted. On a busy
+	// stream the status write keeps losing to appends, and every append
+	// starts a reconcile; this keeps the controller to one try (one Seal
+	// write) per StatusInterval.
+	mu       sync.Mutex
+	attempts map[client.ObjectKey]time.Time
 }
 
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams,verbs=get;list;watch;create;update;patch
@@ -70,14 +77,19 @@ var errUnstamped = errors.New("the stream was appended to since it was sealed")
 func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	es := &jobstatev1alpha1.EventStream{}
 	if err := r.Get(ctx, req.NamespacedName, es); err != nil {
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !es.DeletionTimestamp.IsZero() {
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
 	if last := es.Status.LastUpdateTime; last != nil && now.Sub(last.Time) < r.StatusInterval {
 		return ctrl.Result{RequeueAfter: r.StatusInterval - now.Sub(last.Time)}, nil
+	}
+	if wait := r.throttle(req.NamespacedName, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	es, err := r.seal(ctx, es)
 	if err != nil {
@@ -101,6 +113,24 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: retentionCheck}, nil
+}
+
+// throttle records an attempt at now, or says how long to wait for the
+// next one.
+func (r *EventStreamReconciler) throttle(key client.ObjectKey, now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if last, ok := r.attempts[key]; ok && now.Sub(last) < r.StatusInterval {
+		return r.StatusInterval - now.Sub(last)
+	}
+	r.attempts[key] = now
+	return 0
+}
+
+func (r *EventStreamReconciler) forget(key client.ObjectKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.attempts, key)
 }
 
 // seal seals the head of a stream (see stream.Client.Seal): a status write
@@ -256,6 +286,7 @@ func (r *EventStreamReconciler) init() error {
 		r.StatusInterval = DefaultStatusInterval
 	}
 	r.streams = newStreamClients(r.Client, r.APIReader)
+	r.attempts = map[client.ObjectKey]time.Time{}
 	var err error
 	r.status, err = update.New[*jobstatev1alpha1.EventStream](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
 	return err

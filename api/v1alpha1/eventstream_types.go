@@ -97,9 +97,9 @@ type Unstamped struct {
 // resourceVersion precondition; nothing else changes it.
 // +kubebuilder:validation:XValidation:rule="self.version >= oldSelf.version",message="head.version may not decrease: committed events cannot be removed"
 // +kubebuilder:validation:XValidation:rule="self.first >= oldSelf.first",message="head.first may not decrease: sealed events cannot be reopened"
-// +kubebuilder:validation:XValidation:rule="(has(self.events) ? size(self.events) : 0) == self.version - self.first + 1",message="head.events must hold exactly the positions head.first to head.version"
-// +kubebuilder:validation:XValidation:rule="!has(self.events) || (self.events[0].position == self.first && self.events[size(self.events)-1].position == self.version)",message="head.events must run from head.first to head.version in order"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || oldSelf.events.all(o, o.position < self.first || (has(self.events) && o.position - self.first < size(self.events) && self.events[o.position - self.first] == o))",message="committed events are immutable: an event in head.events may only leave by being sealed into a segment"
+// +kubebuilder:validation:XValidation:rule="self.first <= self.version + 1",message="head.first cannot be beyond head.version + 1"
+// +kubebuilder:validation:XValidation:rule="self.sealedChars >= oldSelf.sealedChars && (self.sealedChars == oldSelf.sealedChars || self.first > oldSelf.first)",message="head.sealedChars may only grow, and only when events are sealed (head.first grows)"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || (self.sealedChars - oldSelf.sealedChars <= size(oldSelf.events) && (has(self.events) ? self.events : '').startsWith(oldSelf.events.substring(self.sealedChars - oldSelf.sealedChars)))",message="committed events are immutable: head.events may only grow at its end, or lose its oldest events by sealing them"
 type EventStreamHead struct {
 	// version is the position of the stream's last event; -1 while the
 	// stream has no events.
@@ -115,20 +115,29 @@ type EventStreamHead struct {
 	// +optional
 	First int64 `json:"first"`
 
-	// events are the stream's newest events, positions first to version.
-	// (An atomic list: a map list would make the API server track every
-	// event in managedFields, tripling the cost of a write.)
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=128
+	// events are the stream's newest events, positions first to version,
+	// one JSON object per line.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=1048576
 	// +optional
-	Events []Event `json:"events,omitempty"`
+	Events EventLog `json:"events,omitempty"`
+
+	// sealedChars counts the characters sealed away from the front of
+	// events since the stream began: what lets the API server check that
+	// the events still in the head are unchanged.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	SealedChars int64 `json:"sealedChars"`
 
 	// commits are the commit revisions of the events in events, one record
-	// per write, oldest first.
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=128
+	// per write, oldest first, one JSON object per line.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=262144
 	// +optional
-	Commits []Commit `json:"commits,omitempty"`
+	Commits CommitLog `json:"commits,omitempty"`
 
 	// unstamped describes the events of the latest write.
 	// +optional
@@ -229,7 +238,7 @@ type EventStream struct {
 	// +optional
 	Spec EventStreamSpec `json:"spec,omitempty"`
 	// head is written by appends (pkg/stream) only.
-	// +kubebuilder:default={"version":-1,"first":0}
+	// +kubebuilder:default={"version":-1,"first":0,"sealedChars":0}
 	// +optional
 	Head *EventStreamHead `json:"head,omitempty"`
 	// +optional
@@ -248,7 +257,6 @@ type EventStreamList struct {
 // EventSegmentSpec holds a sealed, contiguous run of a stream's events. It
 // is immutable.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="an EventSegment is immutable: its events are committed"
-// +kubebuilder:validation:XValidation:rule="size(self.events) == self.last - self.first + 1 && self.events[0].position == self.first && self.events[size(self.events)-1].position == self.last",message="spec.events must hold exactly the positions spec.first to spec.last in order"
 type EventSegmentSpec struct {
 	// stream is the name of the EventStream the events belong to.
 	// +kubebuilder:validation:MinLength=1
@@ -264,19 +272,22 @@ type EventSegmentSpec struct {
 	// +required
 	Last int64 `json:"last"`
 
-	// events, positions first to last.
-	// +listType=atomic
-	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=256
+	// events, positions first to last, one JSON object per line.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1048576
 	// +required
-	Events []Event `json:"events"`
+	Events EventLog `json:"events"`
 
-	// commits are the commit revisions of these events (see EventStreamHead).
-	// +listType=atomic
-	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=256
+	// commits are the commit revisions of these events (see
+	// EventStreamHead), one JSON object per line.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=262144
 	// +required
-	Commits []Commit `json:"commits"`
+	Commits CommitLog `json:"commits"`
 }
 
 // EventSegment is a sealed part of an EventStream, owned by it: deleting the

@@ -42,8 +42,12 @@ limitations under the License.
 // whatever the stream's length, and a stream holds as many events as etcd
 // holds segments. Read crosses segments transparently (segments are
 // immutable, so a Client caches them). The API server refuses, for every
-// client, writes that edit or drop a committed event of a head or change a
-// segment (CEL rules on the CRDs). Limits: an event at most MaxEventBytes,
+// client, writes that edit a committed event of a head, drop one from its
+// end, or change a segment (CEL rules on the CRDs); events leave the front
+// of the head only as head.first advances, which is what sealing does. A
+// client allowed to update EventStreams could advance head.first without
+// creating the segment; the EventStream controller reports that as
+// SegmentsComplete False. Limits: an event at most MaxEventBytes,
 // an append at most MaxAppendEvents events and MaxAppendBytes; larger ones
 // fail before anything is written.
 //

@@ -158,27 +158,33 @@ func commitsFor(commits []jobstatev1alpha1.Commit, from, to int64) []jobstatev1a
 }
 
 // trim drops the head's events below first, with the commit records that
-// cover only them.
-func trim(h *jobstatev1alpha1.EventStreamHead, first int64) {
+// cover only them, and counts the characters they took in head.sealedChars
+// (the API server checks the rest of head.events against it).
+func trim(h *jobstatev1alpha1.EventStreamHead, first int64) error {
 	if first <= h.First {
-		return
+		return nil
 	}
-	h.Events = append([]jobstatev1alpha1.Event(nil), h.Events[first-h.First:]...)
+	chars, err := jobstatev1alpha1.EventLog(h.Events[:first-h.First]).Chars()
+	if err != nil {
+		return err
+	}
+	h.SealedChars += chars
+	h.Events = append(jobstatev1alpha1.EventLog(nil), h.Events[first-h.First:]...)
 	if len(h.Events) == 0 {
 		h.Events = nil
 	}
-	var commits []jobstatev1alpha1.Commit
+	var commits jobstatev1alpha1.CommitLog
 	for i, c := range h.Commits {
 		if i+1 < len(h.Commits) && h.Commits[i+1].From <= first {
 			continue
 		}
 		commits = append(commits, c)
 	}
-	// The record that straddles first keeps its From: records are
-	// immutable (the CRD checks it), and a record starting below first
-	// still says correctly where that write's events began.
+	// The record that straddles first keeps its From: an event's index
+	// counts from where its write began.
 	h.Commits = commits
 	h.First = first
+	return nil
 }
 
 // find returns the position of the event with id in the head, or -1.
@@ -193,24 +199,30 @@ func find(h *jobstatev1alpha1.EventStreamHead, id string) int64 {
 
 // duplicate checks the append's ids against the head. It returns the
 // positions of an earlier identical append (a retry), nil for new events,
-// or a *DuplicateIDError.
+// or a *DuplicateIDError. A retry whose first events were sealed since is
+// recognised by the ids still in the head.
 func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobstatev1alpha1.Event) ([]int64, error) {
-	first := find(h, events[0].ID)
-	if first < 0 {
-		for _, e := range events[1:] {
-			if p := find(h, e.ID); p >= 0 {
-				return nil, &DuplicateIDError{Stream: stream, ID: e.ID, Position: p}
-			}
+	start, found := int64(-1), -1
+	for j, e := range events {
+		if p := find(h, e.ID); p >= 0 {
+			start, found = p-int64(j), j
+			break
 		}
+	}
+	if start < 0 {
 		return nil, nil
 	}
+	refused := &DuplicateIDError{Stream: stream, ID: events[found].ID, Position: start + int64(found)}
 	positions := make([]int64, len(events))
 	for i, e := range events {
-		p := first + int64(i)
-		if p > h.Version || h.Events[p-h.First].ID != e.ID {
-			return nil, &DuplicateIDError{Stream: stream, ID: events[0].ID, Position: first}
-		}
+		p := start + int64(i)
 		positions[i] = p
+		if p < h.First {
+			continue // sealed: its id was checked when it was stored
+		}
+		if p > h.Version || h.Events[p-h.First].ID != e.ID {
+			return nil, refused
+		}
 	}
 	return positions, nil
 }

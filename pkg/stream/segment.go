@@ -78,6 +78,17 @@ func segmentFirst(name string) (int64, bool) {
 // events, whoever sealed them, so adopting is always correct.
 func (c *Client) seal(ctx context.Context, es *jobstatev1alpha1.EventStream, end int64) error {
 	h := es.Head
+	// Seal only from the stored head: a stale copy (carried from an
+	// earlier write, or of a stream deleted and created again since)
+	// could create a segment retention deleted or the new stream does not
+	// own. One read per seal, about one append in 30.
+	live := &jobstatev1alpha1.EventStream{}
+	if err := c.reader.Get(ctx, client.ObjectKeyFromObject(es), live); err != nil {
+		return fmt.Errorf("sealing stream %s: %w", es.Name, err)
+	}
+	if live.UID != es.UID || live.ResourceVersion != es.ResourceVersion {
+		return errStaleHead
+	}
 	p := h.First
 	for p < end {
 		seg := c.segment(es, p, end)
@@ -102,8 +113,7 @@ func (c *Client) seal(ctx context.Context, es *jobstatev1alpha1.EventStream, end
 		// the write will conflict; seal nothing in it.
 		return nil
 	}
-	trim(h, p)
-	return nil
+	return trim(h, p)
 }
 
 // segment builds the segment for the head's events [first, end).

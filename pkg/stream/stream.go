@@ -173,6 +173,11 @@ const DefaultAppendTimeout = 30 * time.Second
 // maxCarriedHeads bounds the heads a Client remembers.
 const maxCarriedHeads = 1024
 
+// errStaleHead: the copy of the head an append was about to seal from is
+// not the stored one; sealing from it could re-create segments that
+// retention deleted. The append is applied again to a live copy.
+var errStaleHead = errors.New("the stream head changed while sealing")
+
 // errHeadFull: the events of one group-committed write do not fit in the
 // head; the append is tried again in a later write.
 var errHeadFull = errors.New("the stream head is full until its events are committed and sealed")
@@ -223,7 +228,16 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 			return err
 		}
 		if dup != nil {
+			// Global positions now: a later append of this write may seal
+			// these events and their commit records away.
 			res = AppendResult{Version: h.Version, Positions: dup, Duplicate: true}
+			for _, p := range dup {
+				gp, err := c.globalPosition(ctx, es, p)
+				if err != nil {
+					return err
+				}
+				res.GlobalPositions = append(res.GlobalPositions, gp)
+			}
 			return nil
 		}
 		// 2b.
@@ -257,7 +271,7 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 	backoff := headFullRetries
 	for {
 		err = c.updater.Update(ctx, es, action)
-		if !errors.Is(err, errHeadFull) || backoff.Steps <= 1 {
+		if !errors.Is(err, errHeadFull) && !errors.Is(err, errStaleHead) || backoff.Steps <= 1 {
 			break
 		}
 		select {
@@ -275,6 +289,9 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 	}
 	if es.ResourceVersion != "" {
 		c.heads.Add(stream, es.DeepCopy())
+	}
+	if res.Duplicate {
+		return res, nil
 	}
 	// 3.
 	for _, p := range res.Positions {
@@ -325,6 +342,22 @@ func (c *Client) Seal(ctx context.Context, stream string) (bool, error) {
 // be made then; call Seal first.
 func Unstamped(es *jobstatev1alpha1.EventStream) bool {
 	return es.Head != nil && es.Head.Unstamped.From <= es.Head.Version
+}
+
+// globalPosition returns the global position of the event at p, in the
+// head es or in a segment.
+func (c *Client) globalPosition(ctx context.Context, es *jobstatev1alpha1.EventStream, p int64) (GlobalPosition, error) {
+	if p >= es.Head.First {
+		return revisionOf(es.Head, es.ResourceVersion, p)
+	}
+	events, err := c.readSealed(ctx, es, p, 1)
+	if err != nil {
+		return GlobalPosition{}, err
+	}
+	if len(events) == 0 || events[0].Position != p {
+		return GlobalPosition{}, fmt.Errorf("stream %s: event %d is no longer stored", es.Name, p)
+	}
+	return events[0].GlobalPosition, nil
 }
 
 // encode validates events and converts them to what is stored, with their
@@ -404,7 +437,8 @@ func jsonObject(v any) ([]byte, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, fmt.Errorf("must be a JSON object, got %.20s", raw)
 	}
-	return raw, nil
+	// A copy: the stored object must not share the caller's buffer.
+	return bytes.Clone(raw), nil
 }
 
 // Version returns the position of the stream's last event. ok is false (and

@@ -17,8 +17,10 @@ limitations under the License.
 package stream_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -489,19 +491,34 @@ func TestCommittedEventsAreImmutable(t *testing.T) {
 	if err := env.Client.Get(ctx, key, es); err != nil {
 		t.Fatal(err)
 	}
-	first := es.Head.First
 	before := readAll(t, c, "s")
 	segs, err := stream.ListSegments(ctx, env.Client, ns, es.UID)
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("segments: %v %v", segs, err)
 	}
+	// The head's events as stored (one JSON line each), edited.
+	edited := func(edit func(events jobstatev1alpha1.EventLog) jobstatev1alpha1.EventLog) string {
+		text, err := edit(slices.Clone(es.Head.Events)).Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		patch, _ := json.Marshal(map[string]any{"head": map[string]any{"events": text}})
+		return string(patch)
+	}
+	forged := edited(func(events jobstatev1alpha1.EventLog) jobstatev1alpha1.EventLog {
+		events[0].Data.Raw = []byte(`{"i":-1}`)
+		return events
+	})
+	dropped := edited(func(events jobstatev1alpha1.EventLog) jobstatev1alpha1.EventLog { return events[1:] })
 	for _, tc := range []struct {
 		name, obj, patch, want string
 	}{
-		{"edit an event's data", "s", fmt.Sprintf(`{"head":{"events":[{"position":%d,"id":"%s","type":"Counted","data":{"i":-1},"time":"2026-01-01T00:00:00.000000Z"}]}}`, first, before[first].ID), "committed events are immutable"},
+		{"edit an event's data", "s", forged, "committed events are immutable"},
+		{"drop the oldest event without sealing it", "s", dropped, "committed events are immutable"},
 		{"drop the newest event", "s", fmt.Sprintf(`{"head":{"version":%d}}`, es.Head.Version-1), "head.version may not decrease"},
 		{"reopen sealed events", "s", `{"head":{"first":0}}`, "head.first may not decrease"},
-		{"edit a segment", segs[0].Name, `{"spec":{"events":[{"position":0,"id":"00000000-0000-0000-0000-000000000000","type":"Forged","data":{},"time":"2026-01-01T00:00:00.000000Z"}]}}`, "EventSegment is immutable"},
+		{"hide events by counting them as sealed", "s", fmt.Sprintf(`{"head":{"sealedChars":%d}}`, es.Head.SealedChars+10), "head.sealedChars may only grow"},
+		{"edit a segment", segs[0].Name, `{"spec":{"events":"{\"position\":0,\"id\":\"00000000-0000-0000-0000-000000000000\",\"type\":\"Forged\",\"data\":{},\"time\":\"2026-01-01T00:00:00.000000Z\"}\n"}}`, "EventSegment is immutable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var obj client.Object = &jobstatev1alpha1.EventStream{}
@@ -525,5 +542,42 @@ func TestCommittedEventsAreImmutable(t *testing.T) {
 		if string(before[i].Data) != string(after[i].Data) || before[i].GlobalPosition != after[i].GlobalPosition {
 			t.Fatalf("event %d changed: %s -> %s", i, before[i].Data, after[i].Data)
 		}
+	}
+}
+
+// A retry arriving after sealing cut its append in two is recognised by the
+// ids still in the head.
+func TestRetryOfAPartlySealedAppend(t *testing.T) {
+	ns := env.Namespace(t)
+	c := newClient(t, ns)
+	ctx := t.Context()
+	appendN(t, c, "s", 30)
+	batch := make([]stream.EventData, 20)
+	for i := range batch {
+		batch[i] = stream.EventData{ID: uuid.NewString(), Type: "Batched", Data: map[string]int{"i": i}}
+	}
+	first, err := c.Append(ctx, "s", batch, stream.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := &jobstatev1alpha1.EventStream{}
+	for range 48 {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "s"}, es); err != nil {
+			t.Fatal(err)
+		}
+		if es.Head.First > first.Positions[0] {
+			break
+		}
+		appendN(t, c, "s", 1)
+	}
+	if es.Head.First <= first.Positions[0] || es.Head.First > first.Positions[19] {
+		t.Fatalf("setup: head.first %d does not cut the append at %d..%d", es.Head.First, first.Positions[0], first.Positions[19])
+	}
+	again, err := newClient(t, ns).Append(ctx, "s", batch, stream.AppendOptions{})
+	if err != nil || !again.Duplicate {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+	if !slices.Equal(again.Positions, first.Positions) || !slices.Equal(again.GlobalPositions, first.GlobalPositions) {
+		t.Fatalf("retry positions %v %v, first %v %v", again.Positions, again.GlobalPositions, first.Positions, first.GlobalPositions)
 	}
 }

@@ -381,7 +381,9 @@ func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T
 	// The API server definitely refused the combined write (for example
 	// one action made the object invalid): commit each request alone, so
 	// only the offender fails. Nothing of the batch was stored, so nothing
-	// is applied twice.
+	// is applied twice. (Every request carries the batch's error, also one
+	// whose action failed on the combined copy: that decision saw changes
+	// that were never stored.)
 	for _, r := range batch {
 		if r.err == err {
 			r.final = false
@@ -485,9 +487,9 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 			err = &ConflictError{Kind: u.kind, Key: q.key, Attempts: attempts, Err: err}
 		}
 		for _, r := range batch {
-			if r.err == nil {
-				r.err = err
-			}
+			// An action's own error is no verdict either: it was decided
+			// on a copy, with the batch's other changes, never stored.
+			r.err = err
 			r.final = true
 		}
 		return uncertain, err

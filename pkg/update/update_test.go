@@ -389,6 +389,50 @@ func TestInvalidActionInABatchFailsOnlyItsCaller(t *testing.T) {
 	}
 }
 
+// TestActionErrorFromARefusedBatchIsNotFinal: an action that fails only
+// because of an earlier action of its batch (one the API server then
+// refused) must not fail its caller: nothing it saw was ever stored.
+func TestActionErrorFromARefusedBatchIsNotFinal(t *testing.T) {
+	key := newJobState(t)
+	u := newUpdater(t, update.Options{Status: true})
+	const callers = 12
+	var wg sync.WaitGroup
+	errs := make([]error, callers)
+	start := make(chan struct{})
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+			errs[i] = u.Update(t.Context(), js, func(js *jobstatev1alpha1.JobState) error {
+				if i%4 == 1 {
+					js.Status.Progress = 150 // the API server refuses this
+					return nil
+				}
+				if js.Status.Progress == 150 {
+					return errors.New("saw a change that was never stored")
+				}
+				return increment(js)
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	invalid := 0
+	for i, err := range errs {
+		switch {
+		case i%4 == 1 && apierrors.IsInvalid(err):
+			invalid++
+		case i%4 == 1:
+			t.Errorf("invalid caller %d: err = %v, want Invalid", i, err)
+		case err != nil:
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	if got, want := counter(t, key), callers-invalid; got != want {
+		t.Errorf("counter = %d, want %d", got, want)
+	}
+}
+
 func TestTimeoutBoundsTheUpdate(t *testing.T) {
 	key := newJobState(t)
 	u := newUpdater(t, update.Options{Status: true, Timeout: 50 * time.Millisecond})

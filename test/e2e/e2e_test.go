@@ -114,7 +114,7 @@ func TestSamplesRunToCompletion(t *testing.T) {
 		t.Errorf("kubectl get es: %v\n%s", err, out)
 	}
 	// Nobody can rewrite the history, kubectl included.
-	out, err = kubectl("patch", "es", "ledger-rebuild-events", "-n", ns, "--type=json", "-p", `[{"op":"replace","path":"/head/events/0/type","value":"Forged"}]`)
+	out, err = kubectl("patch", "es", "ledger-rebuild-events", "-n", ns, "--type=merge", "-p", `{"head":{"events":"{\"position\":0,\"type\":\"Forged\"}\n"}}`)
 	if err == nil || !strings.Contains(out, "committed events are immutable") {
 		t.Errorf("kubectl patch of a committed event: err %v, output:\n%s", err, out)
 	}
