@@ -285,7 +285,7 @@ func (r *EventStreamReconciler) init() error {
 	if r.StatusInterval == 0 {
 		r.StatusInterval = DefaultStatusInterval
 	}
-	r.streams = newStreamClients(r.Client, r.APIReader)
+	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock)
 	r.attempts = map[client.ObjectKey]time.Time{}
 	var err error
 	r.status, err = update.New[*jobstatev1alpha1.EventStream](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
@@ -297,12 +297,13 @@ func (r *EventStreamReconciler) init() error {
 type streamClients struct {
 	c      client.Client
 	reader client.Reader
+	clock  clock.PassiveClock
 	mu     sync.Mutex
 	by     map[string]*stream.Client
 }
 
-func newStreamClients(c client.Client, reader client.Reader) *streamClients {
-	return &streamClients{c: c, reader: reader, by: map[string]*stream.Client{}}
+func newStreamClients(c client.Client, reader client.Reader, clk clock.PassiveClock) *streamClients {
+	return &streamClients{c: c, reader: reader, clock: clk, by: map[string]*stream.Client{}}
 }
 
 func (s *streamClients) get(namespace string) (*stream.Client, error) {
@@ -311,7 +312,7 @@ func (s *streamClients) get(namespace string) (*stream.Client, error) {
 	if sc := s.by[namespace]; sc != nil {
 		return sc, nil
 	}
-	sc, err := stream.New(s.c, namespace, stream.Options{Update: update.Options{LiveReader: s.reader}})
+	sc, err := stream.New(s.c, namespace, stream.Options{Clock: s.clock, Update: update.Options{LiveReader: s.reader}})
 	if err != nil {
 		return nil, err
 	}

@@ -93,7 +93,13 @@ func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	if js.Spec.EventStreamRef != nil {
-		return ctrl.Result{}, r.reconcileProjection(ctx, js)
+		if err := r.reconcileProjection(ctx, js); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.reconcileStreamTimers(ctx, js); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: nextCheck(js, r.Clock.Now())}, nil
 	}
 	if err := r.reconcileStatus(ctx, js); err != nil {
 		return ctrl.Result{}, err
@@ -133,9 +139,8 @@ func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1
 // status has not seen yet, a batch per status write. Each write carries the
 // state and the position of its last event (jobstate.Project), with the
 // resourceVersion precondition: a restart resumes after the last event
-// written and applies nothing twice. The deadline, heartbeat and cancel
-// timers of directly written JobStates do not apply: the stream alone
-// decides (append a Cancelled or Failed event).
+// written and applies nothing twice. Timers act through the stream too
+// (reconcileStreamTimers).
 func (r *JobStateReconciler) reconcileProjection(ctx context.Context, js *jobstatev1alpha1.JobState) error {
 	streams, err := r.streams.get(js.Namespace)
 	if err != nil {
@@ -169,6 +174,34 @@ func (r *JobStateReconciler) reconcileProjection(ctx context.Context, js *jobsta
 		}
 	}
 	return ctx.Err()
+}
+
+// reconcileStreamTimers appends the event an event-sourced JobState's
+// timers call for (Cancelled for spec.cancel, DeadlineExceeded, Lost after
+// the heartbeat timeout), expecting the stream at the position the status
+// was projected from: the decision was made on exactly that state, and an
+// event that arrived since (a heartbeat) makes it a conflict, decided again
+// once projected. The watch on the stream brings the event back to be
+// projected.
+func (r *JobStateReconciler) reconcileStreamTimers(ctx context.Context, js *jobstatev1alpha1.JobState) error {
+	ev, due := dueEvent(js, r.Clock.Now())
+	if !due {
+		return nil
+	}
+	streams, err := r.streams.get(js.Namespace)
+	if err != nil {
+		return err
+	}
+	name := js.Spec.EventStreamRef.Name
+	_, err = streams.Append(ctx, name, []stream.EventData{ev}, stream.ExpectVersion(jobstate.ProjectedPosition(js)))
+	if errors.Is(err, stream.ErrVersionConflict) {
+		return nil // newer events first; the watch brings them
+	}
+	if err != nil {
+		return fmt.Errorf("appending %s to stream %s: %w", ev.Type, name, err)
+	}
+	logf.FromContext(ctx).Info("Appended a timer event", "stream", name, "type", ev.Type, "attempt", js.Status.Attempt)
+	return nil
 }
 
 // jobsForStream maps an EventStream to the JobStates projected from it.
@@ -249,7 +282,7 @@ func (r *JobStateReconciler) init() error {
 	if r.ProjectionBatch <= 0 {
 		r.ProjectionBatch = 100
 	}
-	r.streams = newStreamClients(r.Client, r.APIReader)
+	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock)
 	var err error
 	r.jobs, err = jobstate.New(r.Client, jobstate.Options{
 		Identity:    ControllerIdentity,

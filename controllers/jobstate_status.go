@@ -22,7 +22,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
 // transition is one lifecycle change the reconciler made, for its Event.
@@ -103,4 +105,25 @@ func ttlExpiry(js *jobstatev1alpha1.JobState) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return s.CompletionTime.Add(time.Duration(*js.Spec.TTLSecondsAfterFinished) * time.Second), true
+}
+
+// dueEvent is the stream event an event-sourced JobState's timers call for
+// at now (cancel, deadline, heartbeat timeout, in that order), if any. The
+// controller appends it instead of writing status; the projection applies
+// it like any other event.
+func dueEvent(js *jobstatev1alpha1.JobState, now time.Time) (stream.EventData, bool) {
+	s := js.Status
+	switch {
+	case s.Phase == "" || s.Phase.IsTerminal():
+		return stream.EventData{}, false
+	case js.Spec.Cancel:
+		return jobstate.NewEvent(jobstate.EventCancelled, jobstate.EventPayload{Message: "spec.cancel was set"}), true
+	}
+	if deadline, ok := activeDeadline(js); ok && !now.Before(deadline) {
+		return jobstate.NewEvent(jobstate.EventDeadlineExceeded, jobstate.EventPayload{}), true
+	}
+	if expiry, ok := heartbeatExpiry(js); ok && !now.Before(expiry) {
+		return jobstate.NewEvent(jobstate.EventLost, jobstate.EventPayload{Holder: s.Holder, Attempt: s.Attempt}), true
+	}
+	return stream.EventData{}, false
 }

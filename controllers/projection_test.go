@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +26,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -194,5 +196,83 @@ func TestProjectionExactlyOnceAcrossRestart(t *testing.T) {
 	}
 	if len(data) != 4 {
 		t.Errorf("data = %v, want the 4 patches", data)
+	}
+}
+
+// Timers act on an event-sourced JobState through its stream: the
+// controller appends Lost after the heartbeat timeout and Cancelled for
+// spec.cancel, and the projection applies them.
+func TestEventSourcedTimers(t *testing.T) {
+	ctx := t.Context()
+	clock := clocktesting.NewFakeClock(t0)
+	r := &JobStateReconciler{Client: env.Client, APIReader: env.Client, LeaseClient: env.Client, Recorder: events.NewFakeRecorder(100), Clock: clock}
+	if err := r.init(); err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(t)
+	worker, err := stream.New(env.Client, ns, stream.Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := &jobstatev1alpha1.JobState{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sync"},
+		Spec: jobstatev1alpha1.JobStateSpec{
+			HeartbeatTimeoutSeconds: ptr.To[int32](30),
+			EventStreamRef:          &jobstatev1alpha1.EventStreamReference{Name: "sync-events"},
+		},
+	}
+	if err := env.Client.Create(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(js)
+	reconcile := func() ctrl.Result {
+		t.Helper()
+		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: key})
+		if err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		if err := env.Client.Get(ctx, key, js); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	reconcile()
+	if js.Status.Phase != jobstatev1alpha1.PhasePending {
+		t.Fatalf("phase %s before any event, want Pending", js.Status.Phase)
+	}
+	if _, err := worker.Append(ctx, "sync-events", []stream.EventData{jobstate.NewEvent(jobstate.EventClaimed, jobstate.EventPayload{Holder: "w1"})}, stream.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if res := reconcile(); js.Status.Phase != jobstatev1alpha1.PhaseRunning || res.RequeueAfter != 30*time.Second {
+		t.Fatalf("after Claimed: phase %s, RequeueAfter %v; want Running, 30s", js.Status.Phase, res.RequeueAfter)
+	}
+	clock.Step(31 * time.Second)
+	reconcile() // appends Lost
+	reconcile() // projects it
+	if js.Status.Phase != jobstatev1alpha1.PhasePending || js.Status.Reason != jobstatev1alpha1.ReasonHeartbeatTimeout || js.Status.Attempt != 1 {
+		t.Fatalf("after the heartbeat timeout: %s %s attempt %d", js.Status.Phase, js.Status.Reason, js.Status.Attempt)
+	}
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"cancel":true}}`))
+	if err := env.Client.Patch(ctx, js, patch); err != nil {
+		t.Fatal(err)
+	}
+	reconcile()
+	reconcile()
+	if js.Status.Phase != jobstatev1alpha1.PhaseCancelled {
+		t.Fatalf("after spec.cancel: phase %s", js.Status.Phase)
+	}
+	recorded, err := worker.Read(ctx, "sync-events", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range recorded {
+		types = append(types, e.Type)
+	}
+	if want := []string{"Claimed", "Lost", "Cancelled"}; !slices.Equal(types, want) {
+		t.Fatalf("stream holds %v, want %v", types, want)
+	}
+	if p := js.Status.Projection; p.RejectedCount != 0 || *p.Position != 2 {
+		t.Fatalf("projection %+v", p)
 	}
 }

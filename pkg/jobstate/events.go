@@ -48,6 +48,13 @@ const (
 	EventCancelled = "Cancelled"
 	// EventDataPatched merges patch into status.data (JSON merge patch).
 	EventDataPatched = "DataPatched"
+	// EventLost ends an attempt whose holder stopped heartbeating (the
+	// controller appends it after spec.heartbeatTimeoutSeconds): holder,
+	// attempt. Retried like a failure.
+	EventLost = "Lost"
+	// EventDeadlineExceeded fails the job (the controller appends it after
+	// spec.activeDeadlineSeconds).
+	EventDeadlineExceeded = "DeadlineExceeded"
 )
 
 // Reasons a projected event is rejected (status.projection.rejected).
@@ -147,13 +154,24 @@ func apply(js *jobstatev1alpha1.JobState, e stream.RecordedEvent) (reason, messa
 		err = lifecycle.DoFail(work, fence, p.Message, at)
 	case EventCancelled:
 		err = lifecycle.DoCancel(work, p.Message, at)
+	case EventLost:
+		// Fenced like a worker's event: a Lost decided on an attempt that
+		// has ended since must not end its successor.
+		s := &work.Status
+		if s.Phase != jobstatev1alpha1.PhaseRunning || s.Holder != p.Holder || s.Attempt != p.Attempt {
+			err = &lifecycle.FencedError{Presented: fence, Current: lifecycle.Fence{Holder: s.Holder, Attempt: s.Attempt}, Phase: s.Phase}
+		} else {
+			err = lifecycle.DoLose(work, at)
+		}
+	case EventDeadlineExceeded:
+		err = lifecycle.DoExceedDeadline(work, at)
 	case EventDataPatched:
 		if p.Patch == nil {
 			return RejectedMalformedData, "a DataPatched event needs a patch object"
 		}
 		err = MergeData(work, p.Patch)
 	default:
-		return RejectedUnknownType, fmt.Sprintf("event type %q is not one of Claimed, Heartbeat, Succeeded, Failed, Cancelled, DataPatched", e.Type)
+		return RejectedUnknownType, fmt.Sprintf("event type %q is not one of Claimed, Heartbeat, Succeeded, Failed, Cancelled, DataPatched, Lost, DeadlineExceeded", e.Type)
 	}
 	switch {
 	case errors.Is(err, lifecycle.ErrIllegalTransition):

@@ -63,6 +63,7 @@ func TestProject(t *testing.T) {
 		{"a stale holder is rejected, the rest applied", recordedAt(0, claim, stale, beat), nil, jobstatev1alpha1.PhaseRunning, 2, []string{jobstate.RejectedFenced}},
 		{"heartbeat before claim", recordedAt(0, beat, claim), nil, jobstatev1alpha1.PhaseRunning, 1, []string{jobstate.RejectedFenced}},
 		{"malformed and unknown", recordedAt(0, stream.EventData{Type: jobstate.EventClaimed, Data: `{"holder":1}`}, stream.EventData{Type: "Exploded", Data: map[string]any{}}, claim), nil, jobstatev1alpha1.PhaseRunning, 2, []string{jobstate.RejectedMalformedData, jobstate.RejectedUnknownType}},
+		{"a Lost for an ended attempt is fenced", recordedAt(0, claim, jobstate.NewEvent(jobstate.EventLost, jobstate.EventPayload{Holder: "w1", Attempt: 1}), claim, jobstate.NewEvent(jobstate.EventLost, jobstate.EventPayload{Holder: "w1", Attempt: 1})), nil, jobstatev1alpha1.PhaseRunning, 3, []string{jobstate.RejectedFenced}},
 		{"a gap is an error and applies nothing", recordedAt(1, claim), jobstate.ErrProjectionGap, "", stream.NoStream, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
