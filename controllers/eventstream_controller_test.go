@@ -84,6 +84,17 @@ func (h *streamHarness) get() *jobstatev1alpha1.EventStream {
 	return es
 }
 
+// sealedStream records the latest append's commit revision, as the
+// controller does on a quiet stream, so that a spec edit is accepted (see
+// config/admission), and returns the stream.
+func (h *streamHarness) sealedStream() *jobstatev1alpha1.EventStream {
+	h.t.Helper()
+	if _, err := h.client.Seal(h.t.Context(), h.key.Name); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.get()
+}
+
 func (h *streamHarness) read() []stream.RecordedEvent {
 	h.t.Helper()
 	events, err := h.client.Read(h.t.Context(), h.key.Name, 0, 1<<20)
@@ -178,7 +189,7 @@ func TestEventStreamRetention(t *testing.T) {
 	h.append(200)
 	h.clock.Step(time.Hour)
 	h.append(200)
-	es := h.get()
+	es := h.sealedStream()
 	es.Spec.Retention = &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](150)}
 	if err := env.Client.Update(t.Context(), es); err != nil {
 		t.Fatal(err)
@@ -205,7 +216,7 @@ func TestEventStreamRetentionByAge(t *testing.T) {
 	h.append(200)
 	h.clock.Step(time.Hour)
 	h.append(200)
-	es := h.get()
+	es := h.sealedStream()
 	es.Spec.Retention = &jobstatev1alpha1.RetentionPolicy{MaxAge: &metav1.Duration{Duration: 90 * time.Minute}}
 	if err := env.Client.Update(t.Context(), es); err != nil {
 		t.Fatal(err)

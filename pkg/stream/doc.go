@@ -75,11 +75,12 @@ limitations under the License.
 //     newest 16 (fewer if they exceed 32 KiB). A retry arriving after its
 //     events were sealed away stores them again.
 //   - The global position of the latest write's events is exact only if
-//     nothing but this package writes the EventStream between that write
-//     and the next: a metadata edit (kubectl label) or a spec edit there
-//     would make the head's resourceVersion differ from the commit
-//     revision, and the next append would record the later one. Order
-//     within a stream is unaffected.
+//     nothing but this package writes the EventStream before the next
+//     write records it. The ValidatingAdmissionPolicy in config/admission
+//     (installed by config/default, and by the tests) refuses any other
+//     write until then, from every client; without it, a metadata or spec
+//     edit in that window (kubectl label) would make the next append record
+//     a later revision. Order within a stream is unaffected either way.
 //   - Retention (spec.retention, applied by the EventStream controller)
 //     deletes whole segments; a Read from a removed position starts at the
 //     oldest kept event.

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -579,5 +580,46 @@ func TestRetryOfAPartlySealedAppend(t *testing.T) {
 	}
 	if !slices.Equal(again.Positions, first.Positions) || !slices.Equal(again.GlobalPositions, first.GlobalPositions) {
 		t.Fatalf("retry positions %v %v, first %v %v", again.Positions, again.GlobalPositions, first.Positions, first.GlobalPositions)
+	}
+}
+
+// Between an append and the write that records its commit revision, the
+// admission policy of config/admission refuses any other write (here a
+// label, as kubectl label sends it); once Seal recorded the revision, the
+// label is accepted and the global positions are unchanged.
+func TestForeignWritesWaitForTheCommitRevision(t *testing.T) {
+	ns := env.Namespace(t)
+	c := newClient(t, ns)
+	ctx := t.Context()
+	appendN(t, c, "s", 3)
+	before := readAll(t, c, "s")
+	label := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"billing"}}}`))
+	es := &jobstatev1alpha1.EventStream{}
+	es.Namespace, es.Name = ns, "s"
+	// The policy is enforced about a second after it is created.
+	var err error
+	for range 100 {
+		if err = env.Client.Patch(ctx, es, label); err != nil {
+			break
+		}
+		// Accepted: the policy is not active yet. Append again so that the
+		// latest events are unrecorded again, and retry.
+		appendN(t, c, "s", 1)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err == nil || !strings.Contains(err.Error(), "is not recorded yet") {
+		t.Fatalf("labelling a stream with an unrecorded append: %v", err)
+	}
+	if wrote, err := c.Seal(ctx, "s"); err != nil || !wrote {
+		t.Fatalf("Seal: wrote %v, %v", wrote, err)
+	}
+	if err := env.Client.Patch(ctx, es, label); err != nil {
+		t.Fatalf("labelling after Seal: %v", err)
+	}
+	after := readAll(t, c, "s")
+	for i, e := range before {
+		if after[i].GlobalPosition != e.GlobalPosition {
+			t.Fatalf("event %d: global position %s, then %s", i, e.GlobalPosition, after[i].GlobalPosition)
+		}
 	}
 }
