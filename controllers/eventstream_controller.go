@@ -81,7 +81,15 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !es.DeletionTimestamp.IsZero() {
+		// With foreground deletion the garbage collector must remove its
+		// finalizer, a write the CRD refuses while the latest append's
+		// revision is unrecorded: record it.
 		r.forget(req.NamespacedName)
+		if stream.Unstamped(es) {
+			if _, err := r.seal(ctx, es); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()

@@ -85,8 +85,8 @@ func (h *streamHarness) get() *jobstatev1alpha1.EventStream {
 }
 
 // sealedStream records the latest append's commit revision, as the
-// controller does on a quiet stream, so that a spec edit is accepted (see
-// config/admission), and returns the stream.
+// controller does on a quiet stream, so that a spec edit is accepted (the
+// CRD refuses other writes until then), and returns the stream.
 func (h *streamHarness) sealedStream() *jobstatev1alpha1.EventStream {
 	h.t.Helper()
 	if _, err := h.client.Seal(h.t.Context(), h.key.Name); err != nil {

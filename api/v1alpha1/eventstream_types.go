@@ -100,6 +100,7 @@ type Unstamped struct {
 // +kubebuilder:validation:XValidation:rule="self.first <= self.version + 1",message="head.first cannot be beyond head.version + 1"
 // +kubebuilder:validation:XValidation:rule="self.sealedChars >= oldSelf.sealedChars && (self.sealedChars == oldSelf.sealedChars || self.first > oldSelf.first)",message="head.sealedChars may only grow, and only when events are sealed (head.first grows)"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || (self.sealedChars - oldSelf.sealedChars <= size(oldSelf.events) && (has(self.events) ? self.events.startsWith(oldSelf.events.substring(self.sealedChars - oldSelf.sealedChars)) : size(oldSelf.events) == self.sealedChars - oldSelf.sealedChars))",message="committed events are immutable: head.events may only grow at its end, or lose its oldest events by sealing them"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || !has(oldSelf.unstamped) || (has(oldSelf.unstamped.from) ? oldSelf.unstamped.from : 0) > oldSelf.version || (has(self.unstamped) && has(self.unstamped.base) && (!has(oldSelf.unstamped.base) || self.unstamped.base != oldSelf.unstamped.base))",message="the commit revision of this stream's latest append is not recorded yet: until an append or a seal by pkg/stream records it, nothing else may write the EventStream. Retry in a second"
 type EventStreamHead struct {
 	// version is the position of the stream's last event; -1 while the
 	// stream has no events.

@@ -20,11 +20,7 @@ limitations under the License.
 package testenv
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,10 +28,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -113,44 +107,7 @@ func Start() (*Env, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	if err := installAdmission(c); err != nil {
-		_ = env.Stop()
-		return nil, err
-	}
 	return &Env{Config: cfg, Scheme: scheme, Client: c, env: env}, nil
-}
-
-// installAdmission creates the admission policies of config/admission, as
-// `kubectl apply -k config/default` does on a cluster. The API server
-// enforces a policy within about a second of its creation.
-func installAdmission(c client.Client) error {
-	dir := filepath.Join(RepoRoot(), "config", "admission")
-	files, err := filepath.Glob(filepath.Join(dir, "*_policy.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no admission policies in %s: %v", dir, err)
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			obj := &unstructured.Unstructured{}
-			if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			if len(obj.Object) == 0 {
-				continue
-			}
-			if err := c.Create(context.Background(), obj); err != nil {
-				return fmt.Errorf("installing %s %s from %s: %w", obj.GetKind(), obj.GetName(), f, err)
-			}
-		}
-	}
-	return nil
 }
 
 // KubeConfig returns a kubeconfig for an admin user (system:masters) of the

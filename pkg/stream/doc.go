@@ -74,13 +74,15 @@ limitations under the License.
 //   - Idempotency by id covers the events still in the head: at least the
 //     newest 16 (fewer if they exceed 32 KiB). A retry arriving after its
 //     events were sealed away stores them again.
-//   - The global position of the latest write's events is exact only if
-//     nothing but this package writes the EventStream before the next
-//     write records it. The ValidatingAdmissionPolicy in config/admission
-//     (installed by config/default, and by the tests) refuses any other
-//     write until then, from every client; without it, a metadata or spec
-//     edit in that window (kubectl label) would make the next append record
-//     a later revision. Order within a stream is unaffected either way.
+//   - The global position of the latest write's events is exact because
+//     the API server refuses any other write to the EventStream (kubectl
+//     label, a spec or status write) until the next write by this package
+//     records it: a CEL rule requires every write to a head with unrecorded
+//     events to change head.unstamped.base, which only a stamping write
+//     does. The rule cannot see resourceVersions, so a client that forges
+//     head.unstamped and head.commits by hand could record a wrong
+//     revision. On a stream appended to without pause, an edit may need
+//     retrying. Order within a stream never depends on it.
 //   - Retention (spec.retention, applied by the EventStream controller)
 //     deletes whole segments; a Read from a removed position starts at the
 //     oldest kept event.
