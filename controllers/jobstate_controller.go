@@ -193,8 +193,14 @@ func (r *JobStateReconciler) reconcileStreamTimers(ctx context.Context, js *jobs
 		return err
 	}
 	name := js.Spec.EventStreamRef.Name
-	_, err = streams.Append(ctx, name, []stream.EventData{ev}, stream.ExpectVersion(jobstate.ProjectedPosition(js)))
-	if errors.Is(err, stream.ErrVersionConflict) {
+	projected := jobstate.ProjectedPosition(js)
+	_, err = streams.Append(ctx, name, []stream.EventData{ev}, stream.ExpectVersion(projected))
+	var conflict *stream.VersionConflictError
+	if errors.As(err, &conflict) && conflict.Actual < projected {
+		// Retrying cannot help, and the overdue timer would requeue at once.
+		return reconcile.TerminalError(fmt.Errorf("stream %s is at version %d, behind the %d events already projected: it was deleted or created again", name, conflict.Actual, projected+1))
+	}
+	if conflict != nil {
 		return nil // newer events first; the watch brings them
 	}
 	if err != nil {

@@ -225,6 +225,10 @@ func (w *worker) claimEventSourced(ctx context.Context, js *jobstatev1alpha1.Job
 				return
 			case <-time.After(w.interval):
 			}
+			if w.lostEventSourced(ctx, client.ObjectKeyFromObject(js), attempt) {
+				log.Info("Attempt is no longer ours; stopping", "attempt", attempt)
+				return
+			}
 			hb := jobstate.NewEvent(jobstate.EventHeartbeat, jobstate.EventPayload{Holder: w.identity, Attempt: attempt, Progress: int32(100 * step / w.steps)})
 			if _, err := w.streams.Append(ctx, name, []stream.EventData{hb}, stream.AppendOptions{}); err != nil {
 				log.Error(err, "Appending Heartbeat")
@@ -237,6 +241,18 @@ func (w *worker) claimEventSourced(ctx context.Context, js *jobstatev1alpha1.Job
 		}
 		log.Info("Succeeded by appending an event", "stream", name)
 	})
+}
+
+// lostEventSourced reports whether the projected status shows that attempt
+// ended or was superseded (a Lost appended after a pause, a cancel). The
+// projection lags the stream, so a status still Pending is not a loss.
+func (w *worker) lostEventSourced(ctx context.Context, key client.ObjectKey, attempt int32) bool {
+	js := &jobstatev1alpha1.JobState{}
+	if err := w.c.Get(ctx, key, js); err != nil {
+		return false
+	}
+	s := js.Status
+	return s.Attempt > attempt || (s.Attempt == attempt && s.Phase != jobstatev1alpha1.PhaseRunning)
 }
 
 func (w *worker) isRunning(name string) bool {

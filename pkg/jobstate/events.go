@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/utils/ptr"
 
@@ -68,6 +69,14 @@ const (
 
 // maxRejected is how many rejected events status.projection keeps.
 const maxRejected = 16
+
+// Bounds of what an event may put into status (the CRD's, less room for
+// the prefixes the state machine adds to messages).
+const (
+	maxHolder    = 253
+	maxMessage   = 3072
+	maxDataBytes = 512 << 10
+)
 
 // EventPayload is the data of the event types above.
 type EventPayload struct {
@@ -138,8 +147,17 @@ func apply(js *jobstatev1alpha1.JobState, e stream.RecordedEvent) (reason, messa
 	if err := dec.Decode(&p); err != nil {
 		return RejectedMalformedData, fmt.Sprintf("data does not decode as an EventPayload: %v", err)
 	}
+	if len(p.Holder) > maxHolder {
+		return RejectedMalformedData, fmt.Sprintf("holder has %d characters, status.holder allows %d", len(p.Holder), maxHolder)
+	}
+	if len(p.Message) > maxMessage {
+		p.Message = p.Message[:maxMessage-3] + "..."
+	}
 	fence := lifecycle.Fence{Holder: p.Holder, Attempt: p.Attempt}
-	at := e.Time
+	// Whole seconds, as status stores times: the result must not depend on
+	// whether the previous event's state was re-read from the API server
+	// (a new batch) or not.
+	at := e.Time.Truncate(time.Second)
 	// Work on a copy: a transition that fails half-way leaves nothing.
 	work := js.DeepCopy()
 	var err error
@@ -170,6 +188,9 @@ func apply(js *jobstatev1alpha1.JobState, e stream.RecordedEvent) (reason, messa
 			return RejectedMalformedData, "a DataPatched event needs a patch object"
 		}
 		err = MergeData(work, p.Patch)
+		if err == nil && work.Status.Data != nil && len(work.Status.Data.Raw) > maxDataBytes {
+			return RejectedMalformedData, fmt.Sprintf("status.data would grow to %d bytes, more than %d", len(work.Status.Data.Raw), maxDataBytes)
+		}
 	default:
 		return RejectedUnknownType, fmt.Sprintf("event type %q is not one of Claimed, Heartbeat, Succeeded, Failed, Cancelled, DataPatched, Lost, DeadlineExceeded", e.Type)
 	}

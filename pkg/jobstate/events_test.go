@@ -19,6 +19,7 @@ package jobstate_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,7 @@ func TestProject(t *testing.T) {
 		{"heartbeat before claim", recordedAt(0, beat, claim), nil, jobstatev1alpha1.PhaseRunning, 1, []string{jobstate.RejectedFenced}},
 		{"malformed and unknown", recordedAt(0, stream.EventData{Type: jobstate.EventClaimed, Data: `{"holder":1}`}, stream.EventData{Type: "Exploded", Data: map[string]any{}}, claim), nil, jobstatev1alpha1.PhaseRunning, 2, []string{jobstate.RejectedMalformedData, jobstate.RejectedUnknownType}},
 		{"a Lost for an ended attempt is fenced", recordedAt(0, claim, jobstate.NewEvent(jobstate.EventLost, jobstate.EventPayload{Holder: "w1", Attempt: 1}), claim, jobstate.NewEvent(jobstate.EventLost, jobstate.EventPayload{Holder: "w1", Attempt: 1})), nil, jobstatev1alpha1.PhaseRunning, 3, []string{jobstate.RejectedFenced}},
+		{"a holder too long for status is rejected", recordedAt(0, jobstate.NewEvent(jobstate.EventClaimed, jobstate.EventPayload{Holder: strings.Repeat("w", 254)}), claim), nil, jobstatev1alpha1.PhaseRunning, 1, []string{jobstate.RejectedMalformedData}},
 		{"a gap is an error and applies nothing", recordedAt(1, claim), jobstate.ErrProjectionGap, "", stream.NoStream, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,7 +44,7 @@ const (
 	keepEvents = 16
 	keepBytes  = 32 << 10
 	// maxHeadEvents and maxHeadBytes: what the head may hold at all
-	// (head.events has maxItems 128 in the CRD).
+	// (head.events has maxLength 1 Mi characters in the CRD).
 	maxHeadEvents = 128
 	maxHeadBytes  = 768 << 10
 	// eventOverhead approximates the JSON around an event's fields.
@@ -200,7 +200,8 @@ func find(h *jobstatev1alpha1.EventStreamHead, id string) int64 {
 // duplicate checks the append's ids against the head. It returns the
 // positions of an earlier identical append (a retry), nil for new events,
 // or a *DuplicateIDError. A retry whose first events were sealed since is
-// recognised by the ids still in the head.
+// recognised by the ids still in the head; the caller checks the sealed
+// ones against their segment.
 func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobstatev1alpha1.Event) ([]int64, error) {
 	start, found := int64(-1), -1
 	for j, e := range events {
@@ -209,22 +210,40 @@ func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobs
 			break
 		}
 	}
-	if start < 0 {
+	if found < 0 {
 		return nil, nil
 	}
 	refused := &DuplicateIDError{Stream: stream, ID: events[found].ID, Position: start + int64(found)}
+	if start < 0 {
+		return nil, refused // the ids cannot line up with any earlier append
+	}
 	positions := make([]int64, len(events))
 	for i, e := range events {
 		p := start + int64(i)
 		positions[i] = p
 		if p < h.First {
-			continue // sealed: its id was checked when it was stored
+			continue // sealed: the caller checks it
 		}
 		if p > h.Version || h.Events[p-h.First].ID != e.ID {
 			return nil, refused
 		}
 	}
 	return positions, nil
+}
+
+// checkHead verifies what the code indexes by: the head's events are
+// exactly the positions first to version, in order. (The CRD cannot check
+// inside the events' text; a hand-edited head could break it.)
+func checkHead(stream string, h *jobstatev1alpha1.EventStreamHead) error {
+	if want := h.Version - h.First + 1; int64(len(h.Events)) != want || want < 0 {
+		return fmt.Errorf("stream %s: the head is inconsistent: it holds %d events for positions %d to %d", stream, len(h.Events), h.First, h.Version)
+	}
+	for i := range h.Events {
+		if p := h.First + int64(i); h.Events[i].Position != p {
+			return fmt.Errorf("stream %s: the head is inconsistent: event %d of head.events has position %d, want %d", stream, i, h.Events[i].Position, p)
+		}
+	}
+	return nil
 }
 
 // revisionOf returns the commit revision of the event at position p in the

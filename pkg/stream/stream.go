@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -222,22 +223,21 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 			es.Head = &jobstatev1alpha1.EventStreamHead{Version: NoStream}
 		}
 		h := es.Head
+		if err := checkHead(stream, h); err != nil {
+			return err
+		}
 		// 2a.
 		dup, err := duplicate(stream, h, encoded)
 		if err != nil {
 			return err
 		}
-		if dup != nil {
-			// Global positions now: a later append of this write may seal
-			// these events and their commit records away.
-			res = AppendResult{Version: h.Version, Positions: dup, Duplicate: true}
-			for _, p := range dup {
-				gp, err := c.globalPosition(ctx, es, p)
-				if err != nil {
-					return err
-				}
-				res.GlobalPositions = append(res.GlobalPositions, gp)
+		if dup != nil && dup[0] < h.First {
+			if err := c.checkSealedIDs(ctx, es, dup, encoded); err != nil {
+				return err
 			}
+		}
+		if dup != nil {
+			res = AppendResult{Version: h.Version, Positions: dup, Duplicate: true}
 			return nil
 		}
 		// 2b.
@@ -290,12 +290,10 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 	if es.ResourceVersion != "" {
 		c.heads.Add(stream, es.DeepCopy())
 	}
-	if res.Duplicate {
-		return res, nil
-	}
-	// 3.
+	// 3. (A retry's events may have been stored by this very write, when
+	// the original was group-committed with it, or sealed by it.)
 	for _, p := range res.Positions {
-		gp, err := revisionOf(es.Head, es.ResourceVersion, p)
+		gp, err := c.globalPosition(ctx, es, p)
 		if err != nil {
 			return res, fmt.Errorf("appending to stream %s: %w", stream, err)
 		}
@@ -319,6 +317,9 @@ func (c *Client) Seal(ctx context.Context, stream string) (bool, error) {
 		h := es.Head
 		if h == nil || h.Version < 0 {
 			return nil
+		}
+		if err := checkHead(stream, h); err != nil {
+			return err
 		}
 		unstamped := h.Unstamped.From <= h.Version
 		if !unstamped && len(h.Events) <= keepEvents {
@@ -360,6 +361,21 @@ func (c *Client) globalPosition(ctx context.Context, es *jobstatev1alpha1.EventS
 	return events[0].GlobalPosition, nil
 }
 
+// checkSealedIDs verifies that the sealed positions of a retry hold the
+// retry's ids, reading their segment.
+func (c *Client) checkSealedIDs(ctx context.Context, es *jobstatev1alpha1.EventStream, positions []int64, events []jobstatev1alpha1.Event) error {
+	sealed, err := c.readSealed(ctx, es, positions[0], int(es.Head.First-positions[0]))
+	if err != nil {
+		return err
+	}
+	for i, r := range sealed {
+		if r.Position != positions[i] || r.ID != events[i].ID {
+			return &DuplicateIDError{Stream: es.Name, ID: events[len(events)-1].ID, Position: positions[len(positions)-1]}
+		}
+	}
+	return nil
+}
+
 // encode validates events and converts them to what is stored, with their
 // total size.
 func (c *Client) encode(stream string, events []EventData) ([]jobstatev1alpha1.Event, int, error) {
@@ -390,6 +406,9 @@ func (c *Client) encode(stream string, events []EventData) ([]jobstatev1alpha1.E
 		if e.Type == "" || len(e.Type) > 128 {
 			return nil, 0, invalid("type must have 1 to 128 characters, got %d", len(e.Type))
 		}
+		if !utf8.ValidString(e.Type) {
+			return nil, 0, invalid("type %q is not valid UTF-8", e.Type)
+		}
 		data, err := jsonObject(e.Data)
 		if err != nil {
 			return nil, 0, invalid("data: %v", err)
@@ -402,10 +421,15 @@ func (c *Client) encode(stream string, events []EventData) ([]jobstatev1alpha1.E
 			}
 			ev.Metadata = &runtime.RawExtension{Raw: meta}
 		}
-		if n := eventBytes(&ev); n > MaxEventBytes {
+		// Its size as stored: one JSON line (HTML characters escaped).
+		line, err := json.Marshal(&ev)
+		if err != nil {
+			return nil, 0, invalid("%v", err)
+		}
+		if n := len(line); n > MaxEventBytes {
 			return nil, 0, &TooLargeError{Stream: stream, What: fmt.Sprintf("event %d (type %s)", i, e.Type), Size: n, Limit: MaxEventBytes, Unit: "bytes"}
 		}
-		total += eventBytes(&ev)
+		total += len(line)
 		out[i] = ev
 	}
 	if total > MaxAppendBytes {
@@ -437,8 +461,9 @@ func jsonObject(v any) ([]byte, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, fmt.Errorf("must be a JSON object, got %.20s", raw)
 	}
-	// A copy: the stored object must not share the caller's buffer.
-	return bytes.Clone(raw), nil
+	// In the form it is stored in (compact, HTML characters escaped), and
+	// a copy: the stored object must not share the caller's buffer.
+	return json.Marshal(json.RawMessage(raw))
 }
 
 // Version returns the position of the stream's last event. ok is false (and
@@ -477,6 +502,9 @@ func (c *Client) Read(ctx context.Context, stream string, from int64, max int) (
 	}
 	es, err := c.head(ctx, stream)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkHead(stream, es.Head); err != nil {
 		return nil, err
 	}
 	from = ensureNonNegative(from)

@@ -310,6 +310,12 @@ func TestIdempotentRetry(t *testing.T) {
 	if !errors.Is(err, stream.ErrDuplicateID) {
 		t.Fatalf("retry with ids out of order: %v", err)
 	}
+	// An id stored at position 2 as the 4th event of an append: it cannot
+	// be a retry (it would start at position -1).
+	_, err = c.Append(ctx, "s", []stream.EventData{ev("X", nil), ev("Y", nil), ev("Z", nil), batch[0]}, stream.AppendOptions{})
+	if !errors.Is(err, stream.ErrDuplicateID) {
+		t.Fatalf("a stored id late in a new append: %v", err)
+	}
 	if v, _, _ := c.Version(ctx, "s"); v != 3 {
 		t.Fatalf("version %d after refused appends, want 3", v)
 	}
@@ -341,6 +347,7 @@ func TestBadInput(t *testing.T) {
 		{"array data", []stream.EventData{ev("A", []int{1})}, stream.ErrInvalidEvent, "event 0: data: must be a JSON object"},
 		{"bad id", []stream.EventData{{ID: "retry-1", Type: "A"}}, stream.ErrInvalidEvent, `id "retry-1" is not a UUID`},
 		{"no type", []stream.EventData{{}}, stream.ErrInvalidEvent, "type must have 1 to 128 characters"},
+		{"type not UTF-8", []stream.EventData{{Type: "Dep\xffosit"}}, stream.ErrInvalidEvent, "is not valid UTF-8"},
 		{"no events", nil, stream.ErrInvalidEvent, "at least one event"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -612,6 +619,35 @@ func TestForeignWritesWaitForTheCommitRevision(t *testing.T) {
 	for i, e := range before {
 		if after[i].GlobalPosition != e.GlobalPosition {
 			t.Fatalf("event %d: global position %s, then %s", i, e.GlobalPosition, after[i].GlobalPosition)
+		}
+	}
+}
+
+// Events whose JSON the encoding escapes (HTML characters, non-ASCII text,
+// metadata, spaces in the given data) survive being decoded and written
+// back by later appends and seals: the API server compares the stored text.
+func TestEventTextRoundTrips(t *testing.T) {
+	ns := env.Namespace(t)
+	c := newClient(t, ns)
+	ctx := t.Context()
+	odd := stream.EventData{
+		Type:     "Déposé<&>",
+		Data:     json.RawMessage(`{ "note" : "a <b> & c", "name": "Zoë 🚀" }`),
+		Metadata: map[string]string{"cause": "<script>"},
+	}
+	for range 3 {
+		if _, err := c.Append(ctx, "s", []stream.EventData{odd}, stream.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, c, "s", 40) // past a seal
+	}
+	events := readAll(t, newClient(t, ns), "s")
+	checkContiguous(t, events, 123)
+	for _, p := range []int{0, 41, 82} {
+		e := events[p]
+		var data map[string]string
+		if err := json.Unmarshal(e.Data, &data); err != nil || e.Type != odd.Type || data["note"] != "a <b> & c" || data["name"] != "Zoë 🚀" {
+			t.Fatalf("event %d read back as %s %s (%v)", p, e.Type, e.Data, err)
 		}
 	}
 }
