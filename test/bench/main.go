@@ -95,7 +95,7 @@ func main() {
 	slowHandoffs := flag.Int("slow-handoffs", 9, "lock handoffs timed for leaderelection with its defaults (about 2s each)")
 	leaseUpdates := flag.Int("lease-updates", 200, "updates per lockPolicy row (split evenly among the writers)")
 	streamLengths := flag.String("stream-lengths", "100,10000,100000", "comma-separated stream lengths (events) at which appends are timed; the longest is also read")
-	streamAppends := flag.Int("stream-appends", 200, "single-event appends timed per stream length")
+	streamAppends := flag.Int("stream-appends", 400, "single-event appends timed per stream length")
 	streamUpdates := flag.Int("stream-updates", 200, "appends, and raw updates, per writer in the stream throughput rows")
 	streamPage := flag.Int("stream-page", 1000, "events per Read when reading the longest stream")
 	flag.Parse()
