@@ -279,6 +279,9 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 			return AppendResult{}, ctx.Err()
 		case <-time.After(backoff.Step()):
 		}
+		// Start the next try from a live read, not the copy that failed.
+		es = &jobstatev1alpha1.EventStream{}
+		es.Namespace, es.Name = c.namespace, stream
 	}
 	if err != nil {
 		c.heads.Remove(stream)
