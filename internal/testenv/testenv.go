@@ -120,6 +120,18 @@ func (e *Env) KubeConfig() ([]byte, error) {
 	return user.KubeConfig()
 }
 
+// ConfigFor returns a client config authenticated as user name, with no
+// groups beyond system:authenticated: what it may do is what RBAC grants it.
+func (e *Env) ConfigFor(name string) (*rest.Config, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name}, e.Config)
+	if err != nil {
+		return nil, err
+	}
+	cfg := user.Config()
+	cfg.QPS, cfg.Burst = -1, -1
+	return cfg, nil
+}
+
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
 
