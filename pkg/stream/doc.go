@@ -33,23 +33,28 @@ limitations under the License.
 // # Storage
 //
 // The EventStream object's head holds the newest events and is written by
-// every append with the resourceVersion
-// precondition, through pkg/update (group commit: concurrent appends from
-// one Client share writes). When the head would grow past 48 events or 128 KiB, the
+// every append with the resourceVersion precondition, through pkg/update
+// (group commit: concurrent appends from one Client share writes; a Client
+// also carries the head it last wrote, so a lone writer makes one request
+// per append). When the head would grow past 48 events or 128 KiB, the
 // append first seals its older events into an EventSegment named
 // <stream>.<first position, 12 digits>, owned by the stream, and keeps the
 // newest 16 (at most 32 KiB). So an append writes an object of bounded size
 // whatever the stream's length, and a stream holds as many events as etcd
-// holds segments. Read crosses segments transparently (segments are
-// immutable, so a Client caches them). The API server refuses, for every
-// client, writes that edit a committed event of a head, drop one from its
-// end, or change a segment (CEL rules on the CRDs); events leave the front
-// of the head only as head.first advances, which is what sealing does. A
-// client allowed to update EventStreams could advance head.first without
-// creating the segment; the EventStream controller reports that as
-// SegmentsComplete False. Limits: an event at most MaxEventBytes,
-// an append at most MaxAppendEvents events and MaxAppendBytes; larger ones
-// fail before anything is written.
+// holds segments. Events are stored as one string of JSON lines (see
+// jobstatev1alpha1.EventLog for why). Read crosses segments transparently
+// (segments are immutable, so a Client caches them).
+//
+// The API server refuses, for every client, writes that change the text of
+// a committed event in a head, drop one from its end, or change a segment
+// (CEL rules on the CRDs); events leave the front of the head only as
+// head.first advances, which is what sealing does. A client allowed to
+// update EventStreams could advance head.first without creating the
+// segment; the EventStream controller reports that as SegmentsComplete
+// False, and Read as missing events. Limits: an event at most
+// MaxEventBytes, an append at most MaxAppendEvents events and
+// MaxAppendBytes, counted as stored; larger ones fail before anything is
+// written.
 //
 // # Global position
 //
