@@ -86,7 +86,7 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// revision is unrecorded: record it.
 		r.forget(req.NamespacedName)
 		if stream.Unstamped(es) {
-			if _, err := r.seal(ctx, es); err != nil {
+			if _, err := r.seal(ctx, es); err != nil && !errors.Is(err, stream.ErrStreamNotFound) {
 				return ctrl.Result{}, err
 			}
 		}
@@ -100,6 +100,9 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	es, err := r.seal(ctx, es)
+	if errors.Is(err, stream.ErrStreamNotFound) {
+		return ctrl.Result{}, nil // deleted meanwhile
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -142,21 +145,17 @@ func (r *EventStreamReconciler) forget(key client.ObjectKey) {
 }
 
 // seal seals the head of a stream (see stream.Client.Seal): a status write
-// must not directly follow an append. It returns the stream as it is now,
-// read live.
+// must not directly follow an append. It returns the stream as stored now.
 func (r *EventStreamReconciler) seal(ctx context.Context, es *jobstatev1alpha1.EventStream) (*jobstatev1alpha1.EventStream, error) {
 	sc, err := r.streams.get(es.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := sc.Seal(ctx, es.Name); err != nil {
+	sealed, _, err := sc.Seal(ctx, es.Name)
+	if err != nil {
 		return nil, fmt.Errorf("sealing the head: %w", err)
 	}
-	live := &jobstatev1alpha1.EventStream{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(es), live); err != nil {
-		return nil, fmt.Errorf("reading the stream: %w", err)
-	}
-	return live, nil
+	return sealed, nil
 }
 
 // reconcileRetention deletes the oldest segments that spec.retention no

@@ -89,7 +89,7 @@ func (h *streamHarness) get() *jobstatev1alpha1.EventStream {
 // CRD refuses other writes until then), and returns the stream.
 func (h *streamHarness) sealedStream() *jobstatev1alpha1.EventStream {
 	h.t.Helper()
-	if _, err := h.client.Seal(h.t.Context(), h.key.Name); err != nil {
+	if _, _, err := h.client.Seal(h.t.Context(), h.key.Name); err != nil {
 		h.t.Fatal(err)
 	}
 	return h.get()

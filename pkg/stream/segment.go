@@ -176,9 +176,9 @@ func ListSegments(ctx context.Context, r client.Reader, namespace string, uid ty
 	return refs, nil
 }
 
-// readSealed returns up to max sealed events from position from, stopping
+// readSealed returns up to limit sealed events from position from, stopping
 // at the head's first event.
-func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStream, from int64, max int) ([]RecordedEvent, error) {
+func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStream, from int64, limit int) ([]RecordedEvent, error) {
 	refs, err := ListSegments(ctx, c.reader, es.Namespace, es.UID)
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s: listing segments: %w", es.Name, err)
@@ -194,7 +194,7 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 	var out []RecordedEvent
 	next := int64(-1)
 	for _, r := range refs[start:] {
-		if len(out) >= max || r.First >= es.Head.First {
+		if len(out) >= limit || r.First >= es.Head.First {
 			break
 		}
 		seg, err := c.readSegment(ctx, es, r.Name)
@@ -206,7 +206,7 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		}
 		for i := range seg.Spec.Events {
 			e := &seg.Spec.Events[i]
-			if e.Position < from || len(out) >= max {
+			if e.Position < from || len(out) >= limit {
 				continue
 			}
 			gp, err := positionIn(seg.Spec.Commits, e.Position)
@@ -217,7 +217,7 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		}
 		next = seg.Spec.Last + 1
 	}
-	if len(out) < max && next >= 0 && next != es.Head.First {
+	if len(out) < limit && next >= 0 && next != es.Head.First {
 		return nil, fmt.Errorf("reading stream %s: events %d to %d are missing (no segment holds them)", es.Name, next, es.Head.First-1)
 	}
 	return out, nil

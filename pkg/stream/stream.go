@@ -308,10 +308,12 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 // Seal makes one write to the stream's head if it needs one: it records
 // the commit revision of the head's latest write (see the package
 // documentation) and seals all but the newest events into a segment. It
-// reports whether it wrote. The EventStream controller calls it before it
-// writes a stream's status: any other write between an append and the
-// write recording that append's revision would make the revision unknowable.
-func (c *Client) Seal(ctx context.Context, stream string) (bool, error) {
+// returns the stream as stored afterwards (read live, or as the write
+// returned it) and whether it wrote; a missing stream is a *NotFoundError.
+// The EventStream controller calls it before it writes a stream's status:
+// any other write between an append and the write recording that append's
+// revision would make the revision unknowable.
+func (c *Client) Seal(ctx context.Context, stream string) (*jobstatev1alpha1.EventStream, bool, error) {
 	es := &jobstatev1alpha1.EventStream{}
 	es.Namespace, es.Name = c.namespace, stream
 	var before string
@@ -336,9 +338,16 @@ func (c *Client) Seal(ctx context.Context, stream string) (bool, error) {
 	}
 	if err := c.updater.Update(ctx, es, action); err != nil {
 		c.heads.Remove(stream)
-		return false, err
+		return nil, false, err
 	}
-	return es.ResourceVersion != before, nil
+	if es.ResourceVersion == "" {
+		return nil, false, &NotFoundError{Namespace: c.namespace, Stream: stream}
+	}
+	wrote := es.ResourceVersion != before
+	if wrote {
+		c.heads.Add(stream, es.DeepCopy())
+	}
+	return es, wrote, nil
 }
 
 // Unstamped reports whether es's latest write has not been followed by
@@ -495,13 +504,13 @@ func (c *Client) head(ctx context.Context, stream string) (*jobstatev1alpha1.Eve
 	return es, nil
 }
 
-// Read returns up to max events of stream in order, starting at position
+// Read returns up to limit events of stream in order, starting at position
 // from; fewer at the end of the stream. Events that retention removed are
 // skipped: the first event returned may then be after from. It fails with a
 // *NotFoundError if the stream has no events.
-func (c *Client) Read(ctx context.Context, stream string, from int64, max int) ([]RecordedEvent, error) {
-	if max <= 0 {
-		return nil, fmt.Errorf("reading stream %s: max must be positive, got %d", stream, max)
+func (c *Client) Read(ctx context.Context, stream string, from int64, limit int) ([]RecordedEvent, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("reading stream %s: limit must be positive, got %d", stream, limit)
 	}
 	es, err := c.head(ctx, stream)
 	if err != nil {
@@ -510,16 +519,16 @@ func (c *Client) Read(ctx context.Context, stream string, from int64, max int) (
 	if err := checkHead(stream, es.Head); err != nil {
 		return nil, err
 	}
-	from = ensureNonNegative(from)
+	from = max(from, 0)
 	var out []RecordedEvent
 	if from < es.Head.First {
-		if out, err = c.readSealed(ctx, es, from, max); err != nil {
+		if out, err = c.readSealed(ctx, es, from, limit); err != nil {
 			return nil, err
 		}
 		from = es.Head.First
 	}
 	h := es.Head
-	for p := from; p <= h.Version && len(out) < max; p++ {
+	for p := from; p <= h.Version && len(out) < limit; p++ {
 		gp, err := revisionOf(h, es.ResourceVersion, p)
 		if err != nil {
 			return nil, fmt.Errorf("reading stream %s: %w", stream, err)
@@ -528,8 +537,6 @@ func (c *Client) Read(ctx context.Context, stream string, from int64, max int) (
 	}
 	return out, nil
 }
-
-func ensureNonNegative(p int64) int64 { return max(p, 0) }
 
 func recorded(stream string, e *jobstatev1alpha1.Event, gp GlobalPosition) RecordedEvent {
 	r := RecordedEvent{

@@ -609,7 +609,7 @@ func TestForeignWritesWaitForTheCommitRevision(t *testing.T) {
 	if err := env.Client.Status().Patch(ctx, es, status); !apierrors.IsInvalid(err) {
 		t.Fatalf("a status write on a stream with an unrecorded append: %v", err)
 	}
-	if wrote, err := c.Seal(ctx, "s"); err != nil || !wrote {
+	if _, wrote, err := c.Seal(ctx, "s"); err != nil || !wrote {
 		t.Fatalf("Seal: wrote %v, %v", wrote, err)
 	}
 	if err := env.Client.Patch(ctx, es, label); err != nil {
