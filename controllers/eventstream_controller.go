@@ -23,9 +23,12 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,6 +55,8 @@ type EventStreamReconciler struct {
 	// stream: on a busy stream the status lags by up to this much rather
 	// than compete with the appends. Default DefaultStatusInterval.
 	StatusInterval time.Duration
+	// Recorder records Events on streams. Default: the manager's.
+	Recorder events.EventRecorder
 
 	streams *streamClients
 	status  *update.Updater[*jobstatev1alpha1.EventStream]
@@ -69,6 +74,7 @@ type EventStreamReconciler struct {
 // Segments set blockOwnerDeletion on their stream.
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams/finalizers,verbs=update
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // errUnstamped: an append landed between Seal and the status write.
 var errUnstamped = errors.New("the stream was appended to since it was sealed")
@@ -81,22 +87,14 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !es.DeletionTimestamp.IsZero() {
-		// With foreground deletion the garbage collector must remove its
-		// finalizer, a write the CRD refuses while the latest append's
-		// revision is unrecorded: record it.
 		r.forget(req.NamespacedName)
-		if stream.Unstamped(es) {
-			if _, err := r.seal(ctx, es); err != nil && !errors.Is(err, stream.ErrStreamNotFound) {
-				return ctrl.Result{}, err
-			}
-		}
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.reconcileDelete(ctx, es)
+	}
+	if err := stream.CheckStored(es); err != nil {
+		return ctrl.Result{}, r.reconcileMalformed(ctx, es, err)
 	}
 	now := r.Clock.Now()
-	if last := es.Status.LastUpdateTime; last != nil && now.Sub(last.Time) < r.StatusInterval {
-		return ctrl.Result{RequeueAfter: r.StatusInterval - now.Sub(last.Time)}, nil
-	}
-	if wait := r.throttle(req.NamespacedName, now); wait > 0 {
+	if wait := r.statusDue(req.NamespacedName, es, now); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	es, err := r.seal(ctx, es)
@@ -106,24 +104,71 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	segs, err := stream.ListSegments(ctx, r.APIReader, es.Namespace, es.UID)
-	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing segments: %w", err)
-	}
-	segs, retentionCheck, err := r.reconcileRetention(ctx, es, segs, now)
+	segs, retentionCheck, err := r.reconcileRetention(ctx, es, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	desired := streamStatus(es, segs)
-	if statusEqual(desired, es.Status) {
-		return ctrl.Result{RequeueAfter: retentionCheck}, nil
-	}
-	if err := r.writeStatus(ctx, es, desired); errors.Is(err, errUnstamped) {
+	if err := r.writeStatus(ctx, es, streamStatus(es, segs, nil)); errors.Is(err, errUnstamped) {
 		return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: retentionCheck}, nil
+}
+
+// reconcileDelete records the latest append's commit revision of a stream
+// being deleted: with foreground deletion the garbage collector must
+// remove its finalizer, a write the CRD refuses while that revision is
+// unrecorded.
+func (r *EventStreamReconciler) reconcileDelete(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
+	if !stream.Unstamped(es) || stream.CheckStored(es) != nil {
+		return nil
+	}
+	if _, err := r.seal(ctx, es); err != nil && !errors.Is(err, stream.ErrStreamNotFound) {
+		return err
+	}
+	return nil
+}
+
+// reconcileMalformed reports a stream whose head does not decode (cause, a
+// *stream.MalformedError): a Warning Event naming the field and the line,
+// and WellFormed False in its status. Nothing else is done to it, and
+// nothing is retried: no write by this controller can repair committed
+// text, and the stream's other objects are left as they are.
+func (r *EventStreamReconciler) reconcileMalformed(ctx context.Context, es *jobstatev1alpha1.EventStream, cause error) error {
+	logf.FromContext(ctx).Info("Stream is malformed; it cannot be read or appended to", "reason", cause.Error())
+	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, jobstatev1alpha1.ReasonMalformedText, "Check", "%s", cause.Error())
+	segs, err := stream.ListSegments(ctx, r.APIReader, es.Namespace, es.UID)
+	if err != nil {
+		return fmt.Errorf("listing segments: %w", err)
+	}
+	desired := streamStatus(es, segs, cause)
+	if statusEqual(desired, es.Status) {
+		return nil
+	}
+	err = r.status.Update(ctx, es.DeepCopy(), func(es *jobstatev1alpha1.EventStream) error {
+		es.Status = desired
+		es.Status.LastUpdateTime = &metav1.Time{Time: r.Clock.Now()}
+		return nil
+	})
+	if apierrors.IsInvalid(err) {
+		// The head's latest write left its commit revision unrecorded, so
+		// the CRD refuses every other write; the Event is the report.
+		return nil
+	}
+	return err
+}
+
+// statusDue says how long to wait before the stream's status may be
+// written again (zero: now), and records an attempt when it is due. A
+// busy stream's status write keeps losing to appends, and every append
+// starts a reconcile; this keeps the controller to one try (one Seal
+// write) per StatusInterval.
+func (r *EventStreamReconciler) statusDue(key client.ObjectKey, es *jobstatev1alpha1.EventStream, now time.Time) time.Duration {
+	if last := es.Status.LastUpdateTime; last != nil && now.Sub(last.Time) < r.StatusInterval {
+		return r.StatusInterval - now.Sub(last.Time)
+	}
+	return r.throttle(key, now)
 }
 
 // throttle records an attempt at now, or says how long to wait for the
@@ -161,7 +206,11 @@ func (r *EventStreamReconciler) seal(ctx context.Context, es *jobstatev1alpha1.E
 // reconcileRetention deletes the oldest segments that spec.retention no
 // longer keeps, and returns the segments left and when to look again
 // (zero: no time-based retention pending).
-func (r *EventStreamReconciler) reconcileRetention(ctx context.Context, es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef, now time.Time) ([]stream.SegmentRef, time.Duration, error) {
+func (r *EventStreamReconciler) reconcileRetention(ctx context.Context, es *jobstatev1alpha1.EventStream, now time.Time) ([]stream.SegmentRef, time.Duration, error) {
+	segs, err := stream.ListSegments(ctx, r.APIReader, es.Namespace, es.UID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing segments: %w", err)
+	}
 	expired, next := expiredSegments(es, segs, now)
 	for _, s := range segs[:expired] {
 		uid := s.UID
@@ -199,8 +248,9 @@ func expiredSegments(es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef,
 	return n, next
 }
 
-// streamStatus computes the status of es from its head and segments.
-func streamStatus(es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef) jobstatev1alpha1.EventStreamStatus {
+// streamStatus computes the status of es from its head and segments;
+// malformed is what stream.CheckStored found wrong with the head, or nil.
+func streamStatus(es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef, malformed error) jobstatev1alpha1.EventStreamStatus {
 	st := jobstatev1alpha1.EventStreamStatus{Version: stream.NoStream, Conditions: es.Status.Conditions}
 	h := es.Head
 	if h == nil {
@@ -239,6 +289,11 @@ func streamStatus(es *jobstatev1alpha1.EventStream, segs []stream.SegmentRef) jo
 		cond.Status, cond.Reason = metav1.ConditionFalse, jobstatev1alpha1.ReasonSegmentMissing
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
+	wellFormed := metav1.Condition{Type: jobstatev1alpha1.ConditionWellFormed, Status: metav1.ConditionTrue, Reason: jobstatev1alpha1.ReasonDecoded, Message: "The head's events and commits decode and line up", ObservedGeneration: es.Generation}
+	if malformed != nil {
+		wellFormed.Status, wellFormed.Reason, wellFormed.Message = metav1.ConditionFalse, jobstatev1alpha1.ReasonMalformedText, malformed.Error()
+	}
+	meta.SetStatusCondition(&st.Conditions, wellFormed)
 	return st
 }
 
@@ -248,9 +303,13 @@ func statusEqual(a, b jobstatev1alpha1.EventStreamStatus) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
 
-// writeStatus writes desired with the resourceVersion precondition of es,
-// as sealed. An append since then makes it errUnstamped.
+// writeStatus writes desired, unless es has it already, with the
+// resourceVersion precondition of es, as sealed. An append since then
+// makes it errUnstamped.
 func (r *EventStreamReconciler) writeStatus(ctx context.Context, es *jobstatev1alpha1.EventStream, desired jobstatev1alpha1.EventStreamStatus) error {
+	if statusEqual(desired, es.Status) {
+		return nil
+	}
 	now := metav1.NewTime(r.Clock.Now())
 	err := r.status.Update(ctx, es.DeepCopy(), func(es *jobstatev1alpha1.EventStream) error {
 		if stream.Unstamped(es) {
@@ -267,10 +326,13 @@ func (r *EventStreamReconciler) writeStatus(ctx context.Context, es *jobstatev1a
 }
 
 // SetupWithManager registers the reconciler with mgr, defaulting APIReader
-// from it.
+// and Recorder from it.
 func (r *EventStreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("eventstream-controller")
 	}
 	if err := r.init(); err != nil {
 		return err
@@ -283,8 +345,8 @@ func (r *EventStreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // init validates the fields, applies defaults and builds the writers.
 func (r *EventStreamReconciler) init() error {
-	if r.Client == nil || r.APIReader == nil {
-		return errors.New("EventStreamReconciler needs Client and APIReader")
+	if r.Client == nil || r.APIReader == nil || r.Recorder == nil {
+		return errors.New("EventStreamReconciler needs Client, APIReader and Recorder")
 	}
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}

@@ -22,6 +22,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,17 +35,19 @@ import (
 // streamHarness drives the EventStream reconciler by hand, with a fake
 // clock that also stamps the appended events' times.
 type streamHarness struct {
-	t      *testing.T
-	clock  *clocktesting.FakeClock
-	r      *EventStreamReconciler
-	client *stream.Client
-	key    client.ObjectKey
+	t        *testing.T
+	clock    *clocktesting.FakeClock
+	r        *EventStreamReconciler
+	client   *stream.Client
+	key      client.ObjectKey
+	recorder *events.FakeRecorder
 }
 
 func newStreamHarness(t *testing.T) *streamHarness {
 	t.Helper()
 	h := &streamHarness{t: t, clock: clocktesting.NewFakeClock(t0)}
-	h.r = &EventStreamReconciler{Client: env.Client, APIReader: env.Client, Clock: h.clock}
+	h.recorder = events.NewFakeRecorder(100)
+	h.r = &EventStreamReconciler{Client: env.Client, APIReader: env.Client, Clock: h.clock, Recorder: h.recorder}
 	if err := h.r.init(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +124,8 @@ func TestEventStreamStatus(t *testing.T) {
 		t.Fatalf("SegmentsComplete = %+v", c)
 	}
 	// The reconciler sealed the quiet head before writing status.
-	if stream.Unstamped(es) || len(es.Head.Events) > 16 {
-		t.Fatalf("head after reconcile: unstamped %v, %d events", stream.Unstamped(es), len(es.Head.Events))
+	if stream.Unstamped(es) || len(es.Head.Events.Items) > 16 {
+		t.Fatalf("head after reconcile: unstamped %v, %d events", stream.Unstamped(es), len(es.Head.Events.Items))
 	}
 	// Within StatusInterval nothing is written; the reconciler comes back.
 	h.append(1)

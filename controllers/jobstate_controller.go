@@ -149,6 +149,10 @@ func (r *JobStateReconciler) reconcileProjection(ctx context.Context, js *jobsta
 	name := js.Spec.EventStreamRef.Name
 	for ctx.Err() == nil {
 		events, err := streams.Read(ctx, name, jobstate.ProjectedPosition(js)+1, r.ProjectionBatch)
+		if errors.Is(err, stream.ErrMalformed) {
+			// Committed text cannot be repaired: retrying cannot help.
+			return reconcile.TerminalError(fmt.Errorf("projecting from stream %s: %w", name, err))
+		}
 		if err != nil && !errors.Is(err, stream.ErrStreamNotFound) {
 			return fmt.Errorf("projecting from stream %s: %w", name, err)
 		}

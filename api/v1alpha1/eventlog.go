@@ -32,30 +32,89 @@ import (
 // reads well: `kubectl get es -o yaml` shows one event per line. The CEL
 // rules on the types that hold an EventLog protect it as text. (Fields of
 // this type carry the markers Schemaless, Type=string and MaxLength.)
-type EventLog []Event
+//
+// Decoding never fails because of the text: a log that is not JSON lines
+// of events decodes with Malformed set and no Items. One object written by
+// any client must not make a List or a watch of all the others fail (a
+// client-go informer cannot sync past an object it cannot decode). Code
+// that reads Items checks Malformed first.
+type EventLog struct {
+	// Items are the events, in order; empty when Malformed is set.
+	Items []Event
+	// Malformed is set when the stored text does not decode.
+	Malformed *MalformedLog
+}
 
 // CommitLog is a list of commit records stored like an EventLog.
-type CommitLog []Commit
+type CommitLog struct {
+	// Items are the records, oldest first; empty when Malformed is set.
+	Items []Commit
+	// Malformed is set when the stored text does not decode.
+	Malformed *MalformedLog
+}
+
+// MalformedLog is stored log text that does not decode. The text is kept as
+// stored, so that writing the object back (a status write carries the
+// whole object) does not change it.
+type MalformedLog struct {
+	// Text is the log as stored.
+	Text string
+	// Line is the first line (from 1) that does not decode; 0 when the
+	// value is not a string at all.
+	Line int
+	// Reason says why.
+	Reason string
+}
+
+func (m *MalformedLog) Error() string {
+	if m.Line == 0 {
+		return m.Reason
+	}
+	return fmt.Sprintf("line %d: %s", m.Line, m.Reason)
+}
+
+// NewEventLog returns a log of events.
+func NewEventLog(events ...Event) EventLog { return EventLog{Items: events} }
+
+// NewCommitLog returns a log of commit records.
+func NewCommitLog(commits ...Commit) CommitLog { return CommitLog{Items: commits} }
+
+// IsZero reports whether the log is empty, so that an empty log is omitted.
+func (l EventLog) IsZero() bool { return len(l.Items) == 0 && l.Malformed == nil }
+
+// IsZero reports whether the log is empty, so that an empty log is omitted.
+func (l CommitLog) IsZero() bool { return len(l.Items) == 0 && l.Malformed == nil }
 
 // MarshalJSON encodes the log as a JSON string of JSON lines.
-func (l EventLog) MarshalJSON() ([]byte, error) { return marshalLines(l) }
+func (l EventLog) MarshalJSON() ([]byte, error) { return marshalLines(l.Items, l.Malformed) }
 
-// UnmarshalJSON decodes a JSON string of JSON lines.
-func (l *EventLog) UnmarshalJSON(b []byte) error { return unmarshalLines(b, (*[]Event)(l)) }
+// UnmarshalJSON decodes a JSON string of JSON lines; see EventLog.
+func (l *EventLog) UnmarshalJSON(b []byte) error {
+	l.Items, l.Malformed = unmarshalLines[Event](b)
+	return nil
+}
 
 // MarshalJSON encodes the log as a JSON string of JSON lines.
-func (l CommitLog) MarshalJSON() ([]byte, error) { return marshalLines(l) }
+func (l CommitLog) MarshalJSON() ([]byte, error) { return marshalLines(l.Items, l.Malformed) }
 
-// UnmarshalJSON decodes a JSON string of JSON lines.
-func (l *CommitLog) UnmarshalJSON(b []byte) error { return unmarshalLines(b, (*[]Commit)(l)) }
+// UnmarshalJSON decodes a JSON string of JSON lines; see EventLog.
+func (l *CommitLog) UnmarshalJSON(b []byte) error {
+	l.Items, l.Malformed = unmarshalLines[Commit](b)
+	return nil
+}
 
 // Text is the log as stored: the string the CEL rules see.
-func (l EventLog) Text() (string, error) { return lines(l) }
+func (l EventLog) Text() (string, error) {
+	if l.Malformed != nil {
+		return l.Malformed.Text, nil
+	}
+	return lines(l.Items)
+}
 
 // Chars is the number of characters (Unicode code points, as CEL's size()
 // and substring() count them) of the log as stored.
 func (l EventLog) Chars() (int64, error) {
-	s, err := lines(l)
+	s, err := l.Text()
 	return int64(utf8.RuneCountInString(s)), err
 }
 
@@ -72,7 +131,10 @@ func lines[T any](items []T) (string, error) {
 	return b.String(), nil
 }
 
-func marshalLines[T any](items []T) ([]byte, error) {
+func marshalLines[T any](items []T, malformed *MalformedLog) ([]byte, error) {
+	if malformed != nil {
+		return json.Marshal(malformed.Text)
+	}
 	s, err := lines(items)
 	if err != nil {
 		return nil, err
@@ -80,10 +142,12 @@ func marshalLines[T any](items []T) ([]byte, error) {
 	return json.Marshal(s)
 }
 
-func unmarshalLines[T any](b []byte, into *[]T) error {
+// unmarshalLines decodes b, a JSON string of JSON lines, into items, or
+// says why it cannot.
+func unmarshalLines[T any](b []byte) ([]T, *MalformedLog) {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a log must be a string of JSON lines: %w", err)
+		return nil, &MalformedLog{Text: string(b), Reason: "a log must be a string of JSON lines: " + err.Error()}
 	}
 	var items []T
 	for i, line := range bytes.Split([]byte(s), []byte("\n")) {
@@ -92,10 +156,9 @@ func unmarshalLines[T any](b []byte, into *[]T) error {
 		}
 		var item T
 		if err := json.Unmarshal(line, &item); err != nil {
-			return fmt.Errorf("line %d of the log: %w", i+1, err)
+			return nil, &MalformedLog{Text: s, Line: i + 1, Reason: err.Error()}
 		}
 		items = append(items, item)
 	}
-	*into = items
-	return nil
+	return items, nil
 }

@@ -121,8 +121,9 @@ type EventStreamHead struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=1048576
+	// +kubebuilder:validation:Pattern=`^(\{"position":[0-9]+,"id":"[^"\n]+","type":"[^\n]*,"time":"[^"\n]+"\}\n)*$`
 	// +optional
-	Events EventLog `json:"events,omitempty"`
+	Events EventLog `json:"events,omitzero"`
 
 	// sealedChars counts the characters sealed away from the front of
 	// events since the stream began: what lets the API server check that
@@ -137,8 +138,9 @@ type EventStreamHead struct {
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=262144
+	// +kubebuilder:validation:Pattern=`^(\{"from":[0-9]+,"revision":"[^"\n]+"\}\n)*$`
 	// +optional
-	Commits CommitLog `json:"commits,omitempty"`
+	Commits CommitLog `json:"commits,omitzero"`
 
 	// unstamped describes the events of the latest write.
 	// +optional
@@ -179,6 +181,18 @@ const (
 	// ReasonSegmentMissing: a sealed range has no segment; events were lost
 	// by deleting a segment or moving head.first by hand.
 	ReasonSegmentMissing = "SegmentMissing"
+
+	// ConditionWellFormed is False when text stored in the head
+	// (head.events, head.commits) is not what pkg/stream writes: it does
+	// not decode, or its events do not line up with head.first to
+	// head.version. Such a stream can be neither read nor appended to;
+	// the controller leaves it alone (no sealing, no retention).
+	ConditionWellFormed = "WellFormed"
+
+	// ReasonDecoded: the head's text decodes and lines up.
+	ReasonDecoded = "Decoded"
+	// ReasonMalformedText: the message names the field, the line and why.
+	ReasonMalformedText = "MalformedText"
 )
 
 // EventStreamStatus is observed by the EventStream controller; it lags the
@@ -213,7 +227,7 @@ type EventStreamStatus struct {
 	// +optional
 	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
 
-	// conditions: SegmentsComplete.
+	// conditions: SegmentsComplete, WellFormed.
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
@@ -278,6 +292,7 @@ type EventSegmentSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1048576
+	// +kubebuilder:validation:Pattern=`^(\{"position":[0-9]+,"id":"[^"\n]+","type":"[^\n]*,"time":"[^"\n]+"\}\n)*$`
 	// +required
 	Events EventLog `json:"events"`
 
@@ -287,6 +302,7 @@ type EventSegmentSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=262144
+	// +kubebuilder:validation:Pattern=`^(\{"from":[0-9]+,"revision":"[^"\n]+"\}\n)*$`
 	// +required
 	Commits CommitLog `json:"commits"`
 }

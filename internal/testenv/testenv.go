@@ -20,6 +20,7 @@ limitations under the License.
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -34,6 +37,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
@@ -130,6 +134,43 @@ func (e *Env) ConfigFor(name string) (*rest.Config, error) {
 	cfg := user.Config()
 	cfg.QPS, cfg.Burst = -1, -1
 	return cfg, nil
+}
+
+// ClientAs returns a client authenticated as user, bound in namespace ns to
+// the ClusterRole in config/rbac/<roleFile> (created once per namespace as
+// <role name>-<ns>): a client holding exactly a role the project ships.
+func (e *Env) ClientAs(t testing.TB, ns, user, roleFile string) client.WithWatch {
+	t.Helper()
+	ctx := context.Background()
+	data, err := os.ReadFile(filepath.Join(RepoRoot(), "config", "rbac", roleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, role); err != nil {
+		t.Fatalf("%s: %v", roleFile, err)
+	}
+	role.Name += "-" + ns
+	if err := e.Client.Create(ctx, role); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role.Name + "-" + user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}},
+	}
+	if err := e.Client.Create(ctx, binding); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cfg, err := e.ConfigFor(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: e.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // Stop stops the control plane.

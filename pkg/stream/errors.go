@@ -126,3 +126,34 @@ func (e *InvalidEventError) Error() string {
 
 // Is reports whether target is ErrInvalidEvent.
 func (e *InvalidEventError) Is(target error) bool { return target == ErrInvalidEvent }
+
+// ErrMalformed matches every *MalformedError with errors.Is.
+var ErrMalformed = errors.New("stored stream text is malformed")
+
+// MalformedError: text stored in one of a stream's objects does not decode
+// as the events or commit records this package writes (a client outside it
+// stored it). The stream cannot be read past it or appended to; nothing was
+// written. Other streams are unaffected.
+type MalformedError struct {
+	Stream string
+	// Object is the object holding the text: "EventStream <name>" or
+	// "EventSegment <name>".
+	Object string
+	// Field is the field holding it, e.g. head.events or spec.commits.
+	Field string
+	// Line is the first line (from 1) that does not decode; 0 when the
+	// field as a whole is wrong.
+	Line   int
+	Reason string
+}
+
+func (e *MalformedError) Error() string {
+	where := e.Field
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s line %d", e.Field, e.Line)
+	}
+	return fmt.Sprintf("stream %s is malformed: %s of %s: %s", e.Stream, where, e.Object, e.Reason)
+}
+
+// Is reports whether target is ErrMalformed.
+func (e *MalformedError) Is(target error) bool { return target == ErrMalformed }

@@ -65,7 +65,7 @@ func HeadBytes(h *jobstatev1alpha1.EventStreamHead) int64 {
 	if h == nil {
 		return 0
 	}
-	return int64(eventsBytes(h.Events))
+	return int64(eventsBytes(h.Events.Items))
 }
 
 func eventsBytes(events []jobstatev1alpha1.Event) int {
@@ -96,7 +96,7 @@ func stamp(h *jobstatev1alpha1.EventStreamHead, rv string) {
 		return // an earlier append of this same write already stamped
 	}
 	if rv != "" && h.Unstamped.From <= h.Version && h.Unstamped.From >= h.First {
-		h.Commits = append(h.Commits, jobstatev1alpha1.Commit{From: h.Unstamped.From, Revision: rv})
+		h.Commits.Items = append(h.Commits.Items, jobstatev1alpha1.Commit{From: h.Unstamped.From, Revision: rv})
 	}
 	h.Unstamped = jobstatev1alpha1.Unstamped{From: h.Version + 1, Base: base}
 }
@@ -117,7 +117,7 @@ func committedEnd(h *jobstatev1alpha1.EventStreamHead) int64 {
 // nothing needs sealing. With force, everything but the newest events is
 // sealed even below the thresholds.
 func sealPlan(h *jobstatev1alpha1.EventStreamHead, n, b int, force bool) int64 {
-	events := h.Events
+	events := h.Events.Items
 	if !force && len(events)+n <= sealEvents && eventsBytes(events)+b <= sealBytes {
 		return h.First
 	}
@@ -164,34 +164,34 @@ func trim(h *jobstatev1alpha1.EventStreamHead, first int64) error {
 	if first <= h.First {
 		return nil
 	}
-	chars, err := jobstatev1alpha1.EventLog(h.Events[:first-h.First]).Chars()
+	chars, err := jobstatev1alpha1.NewEventLog(h.Events.Items[:first-h.First]...).Chars()
 	if err != nil {
 		return err
 	}
 	h.SealedChars += chars
-	h.Events = append(jobstatev1alpha1.EventLog(nil), h.Events[first-h.First:]...)
-	if len(h.Events) == 0 {
-		h.Events = nil
+	h.Events.Items = append([]jobstatev1alpha1.Event(nil), h.Events.Items[first-h.First:]...)
+	if len(h.Events.Items) == 0 {
+		h.Events.Items = nil
 	}
-	var commits jobstatev1alpha1.CommitLog
-	for i, c := range h.Commits {
-		if i+1 < len(h.Commits) && h.Commits[i+1].From <= first {
+	var commits []jobstatev1alpha1.Commit
+	for i, c := range h.Commits.Items {
+		if i+1 < len(h.Commits.Items) && h.Commits.Items[i+1].From <= first {
 			continue
 		}
 		commits = append(commits, c)
 	}
 	// The record that straddles first keeps its From: an event's index
 	// counts from where its write began.
-	h.Commits = commits
+	h.Commits.Items = commits
 	h.First = first
 	return nil
 }
 
 // find returns the position of the event with id in the head, or -1.
 func find(h *jobstatev1alpha1.EventStreamHead, id string) int64 {
-	for i := len(h.Events) - 1; i >= 0; i-- {
-		if h.Events[i].ID == id {
-			return h.Events[i].Position
+	for i := len(h.Events.Items) - 1; i >= 0; i-- {
+		if h.Events.Items[i].ID == id {
+			return h.Events.Items[i].Position
 		}
 	}
 	return -1
@@ -224,7 +224,7 @@ func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobs
 		if p < h.First {
 			continue // sealed: the caller checks it
 		}
-		if p > h.Version || h.Events[p-h.First].ID != e.ID {
+		if p > h.Version || h.Events.Items[p-h.First].ID != e.ID {
 			return nil, refused
 		}
 	}
@@ -235,15 +235,44 @@ func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobs
 // exactly the positions first to version, in order. (The CRD cannot check
 // inside the events' text; a hand-edited head could break it.)
 func checkHead(stream string, h *jobstatev1alpha1.EventStreamHead) error {
-	if want := h.Version - h.First + 1; int64(len(h.Events)) != want || want < 0 {
-		return fmt.Errorf("stream %s: the head is inconsistent: it holds %d events for positions %d to %d", stream, len(h.Events), h.First, h.Version)
+	if err := checkLogs(stream, "EventStream "+stream, "head", h.Events, h.Commits); err != nil {
+		return err
 	}
-	for i := range h.Events {
-		if p := h.First + int64(i); h.Events[i].Position != p {
-			return fmt.Errorf("stream %s: the head is inconsistent: event %d of head.events has position %d, want %d", stream, i, h.Events[i].Position, p)
+	if want := h.Version - h.First + 1; int64(len(h.Events.Items)) != want || want < 0 {
+		return &MalformedError{Stream: stream, Object: "EventStream " + stream, Field: "head.events",
+			Reason: fmt.Sprintf("it holds %d events for positions %d to %d (head.first to head.version)", len(h.Events.Items), h.First, h.Version)}
+	}
+	for i := range h.Events.Items {
+		if p := h.First + int64(i); h.Events.Items[i].Position != p {
+			return &MalformedError{Stream: stream, Object: "EventStream " + stream, Field: "head.events", Line: i + 1,
+				Reason: fmt.Sprintf("the event has position %d, want %d", h.Events.Items[i].Position, p)}
 		}
 	}
 	return nil
+}
+
+// checkLogs returns a *MalformedError if the text of events or commits,
+// fields of object under prefix, did not decode.
+func checkLogs(stream, object, prefix string, events jobstatev1alpha1.EventLog, commits jobstatev1alpha1.CommitLog) error {
+	for _, log := range []struct {
+		field     string
+		malformed *jobstatev1alpha1.MalformedLog
+	}{{"events", events.Malformed}, {"commits", commits.Malformed}} {
+		if m := log.malformed; m != nil {
+			return &MalformedError{Stream: stream, Object: object, Field: prefix + "." + log.field, Line: m.Line, Reason: m.Reason}
+		}
+	}
+	return nil
+}
+
+// CheckStored returns a *MalformedError if text stored in es's head does
+// not decode, or its events do not line up with its positions. (A
+// segment's text is checked when it is read.)
+func CheckStored(es *jobstatev1alpha1.EventStream) error {
+	if es.Head == nil {
+		return nil
+	}
+	return checkHead(es.Name, es.Head)
 }
 
 // revisionOf returns the commit revision of the event at position p in the
@@ -252,7 +281,7 @@ func revisionOf(h *jobstatev1alpha1.EventStreamHead, rv string, p int64) (Global
 	if p >= h.Unstamped.From {
 		return GlobalPosition{Revision: rv, Index: p - h.Unstamped.From}, nil
 	}
-	return positionIn(h.Commits, p)
+	return positionIn(h.Commits.Items, p)
 }
 
 // positionIn finds p's commit record in commits.

@@ -119,7 +119,7 @@ func (c *Client) seal(ctx context.Context, es *jobstatev1alpha1.EventStream, end
 // segment builds the segment for the head's events [first, end).
 func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64) *jobstatev1alpha1.EventSegment {
 	h := es.Head
-	events := h.Events[first-h.First : end-h.First]
+	events := h.Events.Items[first-h.First : end-h.First]
 	return &jobstatev1alpha1.EventSegment{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: es.Namespace,
@@ -137,8 +137,8 @@ func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64) *jo
 		},
 		Spec: jobstatev1alpha1.EventSegmentSpec{
 			Stream: es.Name, First: first, Last: end - 1,
-			Events:  slices.Clone(events),
-			Commits: commitsFor(h.Commits, first, end),
+			Events:  jobstatev1alpha1.NewEventLog(slices.Clone(events)...),
+			Commits: jobstatev1alpha1.NewCommitLog(commitsFor(h.Commits.Items, first, end)...),
 		},
 	}
 }
@@ -204,12 +204,12 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		if next >= 0 && seg.Spec.First != next {
 			return nil, fmt.Errorf("reading stream %s: events %d to %d are missing (no segment holds them)", es.Name, next, seg.Spec.First-1)
 		}
-		for i := range seg.Spec.Events {
-			e := &seg.Spec.Events[i]
+		for i := range seg.Spec.Events.Items {
+			e := &seg.Spec.Events.Items[i]
 			if e.Position < from || len(out) >= limit {
 				continue
 			}
-			gp, err := positionIn(seg.Spec.Commits, e.Position)
+			gp, err := positionIn(seg.Spec.Commits.Items, e.Position)
 			if err != nil {
 				return nil, fmt.Errorf("reading stream %s: segment %s: %w", es.Name, seg.Name, err)
 			}
@@ -236,6 +236,9 @@ func (c *Client) readSegment(ctx context.Context, es *jobstatev1alpha1.EventStre
 	}
 	if seg.Labels[LabelStreamUID] != string(es.UID) {
 		return nil, fmt.Errorf("segment %s belongs to another stream (uid %s)", name, seg.Labels[LabelStreamUID])
+	}
+	if err := checkLogs(es.Name, "EventSegment "+name, "spec", seg.Spec.Events, seg.Spec.Commits); err != nil {
+		return nil, err
 	}
 	c.segments.Add(key, seg)
 	return seg, nil

@@ -255,13 +255,13 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 				return err
 			}
 		}
-		if len(h.Events)+len(encoded) > maxHeadEvents || eventsBytes(h.Events)+size > maxHeadBytes {
+		if len(h.Events.Items)+len(encoded) > maxHeadEvents || eventsBytes(h.Events.Items)+size > maxHeadBytes {
 			return errHeadFull
 		}
 		// 2e.
 		for _, e := range encoded {
 			e.Position = h.Version + 1
-			h.Events = append(h.Events, e)
+			h.Events.Items = append(h.Events.Items, e)
 			h.Version++
 			res.Positions = append(res.Positions, e.Position)
 		}
@@ -327,7 +327,7 @@ func (c *Client) Seal(ctx context.Context, stream string) (*jobstatev1alpha1.Eve
 			return err
 		}
 		unstamped := h.Unstamped.From <= h.Version
-		if !unstamped && len(h.Events) <= keepEvents {
+		if !unstamped && len(h.Events.Items) <= keepEvents {
 			return nil
 		}
 		stamp(h, es.ResourceVersion)
@@ -533,7 +533,7 @@ func (c *Client) Read(ctx context.Context, stream string, from int64, limit int)
 		if err != nil {
 			return nil, fmt.Errorf("reading stream %s: %w", stream, err)
 		}
-		out = append(out, recorded(stream, &h.Events[p-h.First], gp))
+		out = append(out, recorded(stream, &h.Events.Items[p-h.First], gp))
 	}
 	return out, nil
 }

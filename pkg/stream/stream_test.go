@@ -395,7 +395,7 @@ func TestSegments(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "s"}, es); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(es.Head.Events); n > 48 {
+	if n := len(es.Head.Events.Items); n > 48 {
 		t.Fatalf("the head holds %d events, want at most 48", n)
 	}
 	segs, err := stream.ListSegments(ctx, env.Client, ns, es.UID)
@@ -504,19 +504,19 @@ func TestCommittedEventsAreImmutable(t *testing.T) {
 		t.Fatalf("segments: %v %v", segs, err)
 	}
 	// The head's events as stored (one JSON line each), edited.
-	edited := func(edit func(events jobstatev1alpha1.EventLog) jobstatev1alpha1.EventLog) string {
-		text, err := edit(slices.Clone(es.Head.Events)).Text()
+	edited := func(edit func(events []jobstatev1alpha1.Event) []jobstatev1alpha1.Event) string {
+		text, err := jobstatev1alpha1.NewEventLog(edit(slices.Clone(es.Head.Events.Items))...).Text()
 		if err != nil {
 			t.Fatal(err)
 		}
 		patch, _ := json.Marshal(map[string]any{"head": map[string]any{"events": text}})
 		return string(patch)
 	}
-	forged := edited(func(events jobstatev1alpha1.EventLog) jobstatev1alpha1.EventLog {
+	forged := edited(func(events []jobstatev1alpha1.Event) []jobstatev1alpha1.Event {
 		events[0].Data.Raw = []byte(`{"i":-1}`)
 		return events
 	})
-	dropped := edited(func(events jobstatev1alpha1.EventLog) jobstatev1alpha1.EventLog { return events[1:] })
+	dropped := edited(func(events []jobstatev1alpha1.Event) []jobstatev1alpha1.Event { return events[1:] })
 	for _, tc := range []struct {
 		name, obj, patch, want string
 	}{
