@@ -95,6 +95,10 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := r.Clock.Now()
 	if wait := r.statusDue(req.NamespacedName, es, now); wait > 0 {
+		// Appends wait for a full head: sealing is never throttled.
+		if err := r.reconcileSeal(ctx, es); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	es, err := r.seal(ctx, es)
@@ -116,6 +120,17 @@ func (r *EventStreamReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{RequeueAfter: retentionCheck}, nil
 }
 
+// reconcileSeal seals es if its head has grown past the sealing size.
+func (r *EventStreamReconciler) reconcileSeal(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
+	if !stream.NeedsSeal(es) {
+		return nil
+	}
+	if _, err := r.seal(ctx, es); err != nil && !errors.Is(err, stream.ErrStreamNotFound) {
+		return err
+	}
+	return nil
+}
+
 // reconcileDelete records the latest append's commit revision of a stream
 // being deleted: with foreground deletion the garbage collector must
 // remove its finalizer, a write the CRD refuses while that revision is
@@ -132,13 +147,15 @@ func (r *EventStreamReconciler) reconcileDelete(ctx context.Context, es *jobstat
 
 // reconcileMalformed reports a stream whose head does not decode (cause, a
 // *stream.MalformedError): a Warning Event naming the field and the line,
-// and WellFormed False in its status. Nothing else is done to it, and
-// nothing is retried: no write by this controller can repair committed
-// text, and the stream's other objects are left as they are.
+// and WellFormed False in its status unless the CRD refuses the write (as
+// it does while the head's latest write is unstamped). Nothing else is
+// done to it, and nothing is retried: no write by this controller can
+// repair committed text, and the stream's other objects are left as they
+// are.
 func (r *EventStreamReconciler) reconcileMalformed(ctx context.Context, es *jobstatev1alpha1.EventStream, cause error) error {
 	logf.FromContext(ctx).Info("Stream is malformed; it cannot be read or appended to", "reason", cause.Error())
 	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, jobstatev1alpha1.ReasonMalformedText, "Check", "%s", cause.Error())
-	segs, err := stream.ListSegments(ctx, r.APIReader, es.Namespace, es.UID)
+	segs, err := stream.ListSegments(ctx, r.APIReader, es)
 	if err != nil {
 		return fmt.Errorf("listing segments: %w", err)
 	}
@@ -207,7 +224,7 @@ func (r *EventStreamReconciler) seal(ctx context.Context, es *jobstatev1alpha1.E
 // longer keeps, and returns the segments left and when to look again
 // (zero: no time-based retention pending).
 func (r *EventStreamReconciler) reconcileRetention(ctx context.Context, es *jobstatev1alpha1.EventStream, now time.Time) ([]stream.SegmentRef, time.Duration, error) {
-	segs, err := stream.ListSegments(ctx, r.APIReader, es.Namespace, es.UID)
+	segs, err := stream.ListSegments(ctx, r.APIReader, es)
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing segments: %w", err)
 	}
@@ -354,7 +371,7 @@ func (r *EventStreamReconciler) init() error {
 	if r.StatusInterval == 0 {
 		r.StatusInterval = DefaultStatusInterval
 	}
-	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock)
+	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock, true)
 	r.attempts = map[client.ObjectKey]time.Time{}
 	var err error
 	r.status, err = update.New[*jobstatev1alpha1.EventStream](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
@@ -367,12 +384,15 @@ type streamClients struct {
 	c      client.Client
 	reader client.Reader
 	clock  clock.PassiveClock
+	sealer bool
 	mu     sync.Mutex
 	by     map[string]*stream.Client
 }
 
-func newStreamClients(c client.Client, reader client.Reader, clk clock.PassiveClock) *streamClients {
-	return &streamClients{c: c, reader: reader, clock: clk, by: map[string]*stream.Client{}}
+// newStreamClients: sealer for the EventStream controller's, whose identity
+// is the one config/admission lets seal.
+func newStreamClients(c client.Client, reader client.Reader, clk clock.PassiveClock, sealer bool) *streamClients {
+	return &streamClients{c: c, reader: reader, clock: clk, sealer: sealer, by: map[string]*stream.Client{}}
 }
 
 func (s *streamClients) get(namespace string) (*stream.Client, error) {
@@ -381,7 +401,7 @@ func (s *streamClients) get(namespace string) (*stream.Client, error) {
 	if sc := s.by[namespace]; sc != nil {
 		return sc, nil
 	}
-	sc, err := stream.New(s.c, namespace, stream.Options{Clock: s.clock, Update: update.Options{LiveReader: s.reader}})
+	sc, err := stream.New(s.c, namespace, stream.Options{Clock: s.clock, Update: update.Options{LiveReader: s.reader}, Sealer: s.sealer})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,9 @@ limitations under the License.
 package controllers
 
 import (
+	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +30,8 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
@@ -53,7 +58,7 @@ func newStreamHarness(t *testing.T) *streamHarness {
 	}
 	ns := env.Namespace(t)
 	var err error
-	if h.client, err = stream.New(env.Client, ns, stream.Options{Clock: h.clock}); err != nil {
+	if h.client, err = stream.New(env.Client, ns, stream.Options{Clock: h.clock, Sealer: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.key = client.ObjectKey{Namespace: ns, Name: "orders"}
@@ -112,7 +117,7 @@ func TestEventStreamStatus(t *testing.T) {
 	h.append(300)
 	h.reconcile()
 	es := h.get()
-	segs, err := stream.ListSegments(t.Context(), env.Client, es.Namespace, es.UID)
+	segs, err := stream.ListSegments(t.Context(), env.Client, es)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,4 +240,77 @@ func TestEventStreamRetentionByAge(t *testing.T) {
 	if res.RequeueAfter <= 0 || res.RequeueAfter > 31*time.Minute {
 		t.Fatalf("RequeueAfter = %v, want when the next segment expires (30m)", res.RequeueAfter)
 	}
+}
+
+// Workers cannot seal (their role has no create on eventsegments): the
+// EventStream controller, running in a manager as the sealer, seals as
+// their appends fill the head, and none of 4 × 100 concurrent appends
+// fails or is lost.
+func TestTheControllerSealsForWorkers(t *testing.T) {
+	ctx := t.Context()
+	ns := env.Namespace(t)
+	mctx, cancel := context.WithCancel(ctx)
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&EventStreamReconciler{Client: mgr.GetClient(), Recorder: events.NewFakeRecorder(100)}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := mgr.Start(mctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	defer func() { cancel(); wg.Wait() }()
+
+	worker, err := stream.New(env.ClientAs(t, ns, "worker", "worker_role.yaml"), ns, stream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 4, 100
+	var failed atomic.Int32
+	var appenders sync.WaitGroup
+	for w := range writers {
+		appenders.Go(func() {
+			for i := range each {
+				if _, err := worker.Append(ctx, "busy", []stream.EventData{{Type: "Ticked", Data: map[string]int{"w": w, "i": i}}}, stream.AppendOptions{}); err != nil {
+					failed.Add(1)
+					t.Errorf("writer %d append %d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	appenders.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d appends failed", failed.Load())
+	}
+	read, err := worker.Read(ctx, "busy", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, e := range read {
+		if e.Position != int64(i) || seen[string(e.Data)] {
+			t.Fatalf("event %d: position %d, data %s (seen before: %v)", i, e.Position, e.Data, seen[string(e.Data)])
+		}
+		seen[string(e.Data)] = true
+	}
+	if len(read) != writers*each {
+		t.Fatalf("read %d events, want exactly %d", len(read), writers*each)
+	}
+	es := &jobstatev1alpha1.EventStream{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "busy"}, es); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := stream.ListSegments(ctx, env.Client, es)
+	if err != nil || len(segs) == 0 || es.Head.Sealed == nil {
+		t.Fatalf("the controller sealed nothing: %d segments, head.sealed %+v, %v", len(segs), es.Head.Sealed, err)
+	}
+	t.Logf("%d segments, %d events left in the head", len(segs), len(es.Head.Events.Items))
 }

@@ -292,7 +292,7 @@ func (r *JobStateReconciler) init() error {
 	if r.ProjectionBatch <= 0 {
 		r.ProjectionBatch = 100
 	}
-	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock)
+	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock, false)
 	var err error
 	r.jobs, err = jobstate.New(r.Client, jobstate.Options{
 		Identity:    ControllerIdentity,

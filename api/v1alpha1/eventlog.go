@@ -111,6 +111,14 @@ func (l EventLog) Text() (string, error) {
 	return lines(l.Items)
 }
 
+// Text is the log as stored.
+func (l CommitLog) Text() (string, error) {
+	if l.Malformed != nil {
+		return l.Malformed.Text, nil
+	}
+	return lines(l.Items)
+}
+
 // Chars is the number of characters (Unicode code points, as CEL's size()
 // and substring() count them) of the log as stored.
 func (l EventLog) Chars() (int64, error) {

@@ -92,12 +92,37 @@ type Unstamped struct {
 	Base string `json:"base,omitempty"`
 }
 
+// SealedChain is the sealer's record of the segments it wrote: a SHA-256
+// chain over them, kept in the head, where only the sealer may change it
+// (config/admission). Each segment's annotations carry its digest and the
+// chain value before it; a reader recomputes the chain from there back from
+// this record and checks each segment's events against its digest, so a
+// segment created, replaced or edited by anyone but the sealer is
+// detected, never served.
+type SealedChain struct {
+	// from is the position of the first event the chain covers: segments
+	// below it were sealed before streams were chained, and are read
+	// without verification.
+	// +kubebuilder:validation:Minimum=0
+	// +required
+	From int64 `json:"from"`
+
+	// chain is the chain value (hex SHA-256) after the last segment below
+	// head.first.
+	// +kubebuilder:validation:MinLength=64
+	// +kubebuilder:validation:MaxLength=64
+	// +required
+	Chain string `json:"chain"`
+}
+
 // EventStreamHead is the open end of a stream: its version, the newest
 // events, and where the sealed ones begin. Appends write it with the
 // resourceVersion precondition; nothing else changes it.
 // +kubebuilder:validation:XValidation:rule="self.version >= oldSelf.version",message="head.version may not decrease: committed events cannot be removed"
 // +kubebuilder:validation:XValidation:rule="self.first >= oldSelf.first",message="head.first may not decrease: sealed events cannot be reopened"
 // +kubebuilder:validation:XValidation:rule="self.first <= self.version + 1",message="head.first cannot be beyond head.version + 1"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.sealed) || (has(self.sealed) && self.sealed.from == oldSelf.sealed.from && (self.sealed.chain == oldSelf.sealed.chain || self.first > oldSelf.first))",message="head.sealed changes only when events are sealed (head.first grows), and head.sealed.from never"
+// +kubebuilder:validation:XValidation:rule="self.first == oldSelf.first || (has(self.sealed) && (!has(oldSelf.sealed) || self.sealed.chain != oldSelf.sealed.chain))",message="head.first grows only by sealing, which records the new segments in head.sealed"
 // +kubebuilder:validation:XValidation:rule="self.sealedChars >= oldSelf.sealedChars && (self.sealedChars == oldSelf.sealedChars || self.first > oldSelf.first)",message="head.sealedChars may only grow, and only when events are sealed (head.first grows)"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || (self.sealedChars - oldSelf.sealedChars <= size(oldSelf.events) && (has(self.events) ? self.events.startsWith(oldSelf.events.substring(self.sealedChars - oldSelf.sealedChars)) : size(oldSelf.events) == self.sealedChars - oldSelf.sealedChars))",message="committed events are immutable: head.events may only grow at its end, or lose its oldest events by sealing them"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || !has(oldSelf.unstamped) || (has(oldSelf.unstamped.from) ? oldSelf.unstamped.from : 0) > oldSelf.version || (has(self.unstamped) && has(self.unstamped.base) && (!has(oldSelf.unstamped.base) || self.unstamped.base != oldSelf.unstamped.base))",message="the commit revision of this stream's latest append is not recorded yet: until an append or a seal by pkg/stream records it, nothing else may write the EventStream. Retry in a second"
@@ -145,6 +170,10 @@ type EventStreamHead struct {
 	// unstamped describes the events of the latest write.
 	// +optional
 	Unstamped Unstamped `json:"unstamped,omitempty"`
+
+	// sealed verifies the segments holding the events before first.
+	// +optional
+	Sealed *SealedChain `json:"sealed,omitempty"`
 }
 
 // RetentionPolicy bounds what a stream keeps. Only whole sealed segments

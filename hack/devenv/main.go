@@ -137,7 +137,7 @@ func reachable(cfg *rest.Config) bool {
 }
 
 func writeKubeConfig(env *testenv.Env, path string) error {
-	data, err := env.KubeConfig()
+	data, err := env.KubeConfig("developer")
 	if err != nil {
 		return fmt.Errorf("making a kubeconfig: %w", err)
 	}

@@ -21,18 +21,23 @@ package testenv
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,6 +49,11 @@ import (
 
 // K8sVersion is the control plane version hack/envtest-assets.sh builds.
 const K8sVersion = "1.37.2"
+
+// SealerUser is the manager's ServiceAccount as config/default deploys it:
+// the one identity config/admission lets seal EventStreams. Env.Client and
+// Env.Config authenticate as it (with system:masters), as a manager does.
+const SealerUser = "system:serviceaccount:jobstate-system:jobstate-controller-manager"
 
 // Env is a running control plane.
 type Env struct {
@@ -83,8 +93,8 @@ func AssetsDir() string {
 	return filepath.Join(data, "kubebuilder-envtest", "k8s", fmt.Sprintf("%s-%s-%s", K8sVersion, runtime.GOOS, runtime.GOARCH))
 }
 
-// Start starts kube-apiserver and etcd and installs the CRDs. It fails with
-// a hint when the binaries are missing.
+// Start starts kube-apiserver and etcd and installs the CRDs and the
+// admission policies. It fails with a hint when the binaries are missing.
 func Start() (*Env, error) {
 	assets := AssetsDir()
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
@@ -95,33 +105,90 @@ func Start() (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
-	cfg, err := env.Start()
-	if err != nil {
+	if _, err := env.Start(); err != nil {
 		// Start can fail after the processes are up (a CRD that does not
 		// install): stop them rather than leave them running.
 		_ = env.Stop()
 		return nil, fmt.Errorf("starting envtest control plane: %w", err)
 	}
+	e, err := start(env)
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// start connects as SealerUser and installs config/admission.
+func start(env *envtest.Environment) (*Env, error) {
+	sealer, err := env.AddUser(envtest.User{Name: SealerUser, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	cfg := sealer.Config()
 	// Tests run many writers; the default client-side limit (5 QPS) would
 	// measure the rate limiter instead of the API server.
 	cfg.QPS, cfg.Burst = -1, -1
 	scheme := Scheme()
 	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		_ = env.Stop()
 		return nil, err
 	}
-	return &Env{Config: cfg, Scheme: scheme, Client: c, env: env}, nil
+	e := &Env{Config: cfg, Scheme: scheme, Client: c, env: env}
+	if err := e.installAdmission(); err != nil {
+		return nil, fmt.Errorf("installing config/admission: %w", err)
+	}
+	return e, nil
 }
 
-// KubeConfig returns a kubeconfig for an admin user (system:masters) of the
-// control plane, for kubectl and other processes.
-func (e *Env) KubeConfig() ([]byte, error) {
-	user, err := e.env.AddUser(envtest.User{Name: "developer", Groups: []string{"system:masters"}}, nil)
+// installAdmission creates the admission policies of config/admission and
+// waits until the API server enforces them (policies take effect a moment
+// after they are created).
+func (e *Env) installAdmission() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data, err := os.ReadFile(filepath.Join(RepoRoot(), "config", "admission", "eventstream_sealer.yaml"))
+	if err != nil {
+		return err
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			return err
+		}
+		if err := e.Client.Create(ctx, u); err != nil {
+			return err
+		}
+	}
+	admin, err := e.env.AddUser(envtest.User{Name: "admission-probe", Groups: []string{"system:masters"}}, e.Config)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(admin.Config(), client.Options{Scheme: e.Scheme})
+	if err != nil {
+		return err
+	}
+	// Enforced once an admin who is not the sealer cannot create a stream
+	// that claims sealed events.
+	probe := &jobstatev1alpha1.EventStream{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"},
+		Head:       &jobstatev1alpha1.EventStreamHead{Version: 0, First: 1},
+	}
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		err := c.Create(ctx, probe.DeepCopy(), client.DryRunAll)
+		return apierrors.IsForbidden(err), nil
+	})
+}
+
+// KubeConfig returns a kubeconfig for user as an admin (system:masters) of
+// the control plane, for kubectl and other processes: a person is
+// "developer", a manager SealerUser.
+func (e *Env) KubeConfig(user string) ([]byte, error) {
+	u, err := e.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return nil, err
 	}
-	return user.KubeConfig()
+	return u.KubeConfig()
 }
 
 // ConfigFor returns a client config authenticated as user name, with no
@@ -173,6 +240,23 @@ func (e *Env) ClientAs(t testing.TB, ns, user, roleFile string) client.WithWatch
 	return c
 }
 
+// AdminAs returns a client authenticated as user in system:masters: a
+// cluster admin who is not the sealer.
+func (e *Env) AdminAs(t testing.TB, user string) client.WithWatch {
+	t.Helper()
+	u, err := e.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := u.Config()
+	cfg.QPS, cfg.Burst = -1, -1
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: e.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
 
@@ -187,8 +271,14 @@ func (e *Env) Namespace(t testing.TB) string {
 }
 
 // Main runs a test package's tests against one control plane, stored in
-// *env for the tests to use. Call it from TestMain.
+// *env for the tests to use. Call it from TestMain. A fuzzing run (-fuzz,
+// with -run '^$') starts none: its targets are pure, and each fuzz worker
+// process would start its own.
 func Main(m *testing.M, env **Env) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run())
+	}
 	e, err := Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

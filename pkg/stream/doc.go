@@ -36,25 +36,45 @@ limitations under the License.
 // every append with the resourceVersion precondition, through pkg/update
 // (group commit: concurrent appends from one Client share writes; a Client
 // also carries the head it last wrote, so a lone writer makes one request
-// per append). When the head would grow past 48 events or 128 KiB, the
-// append first seals its older events into an EventSegment named
-// <stream>.<first position, 12 digits>, owned by the stream, and keeps the
-// newest 16 (at most 32 KiB). So an append writes an object of bounded size
-// whatever the stream's length, and a stream holds as many events as etcd
-// holds segments. Events are stored as one string of JSON lines (see
-// jobstatev1alpha1.EventLog for why). Read crosses segments transparently
-// (segments are immutable, so a Client caches them).
+// per append). When the head grows past 48 events or 128 KiB, the sealer —
+// the EventStream controller, or a Client with Options.Sealer — seals its
+// older events into an EventSegment named <stream>.<first position, 12
+// digits>, owned by the stream, and keeps the newest 16 (at most 32 KiB).
+// So an append writes an object of bounded size whatever the stream's
+// length, and a stream holds as many events as etcd holds segments. An
+// append that would take the head past 128 events or 768 KiB waits for the
+// sealer (ErrHeadFull if it waits in vain). Events are stored as one
+// string of JSON lines (see jobstatev1alpha1.EventLog for why). Read
+// crosses segments transparently (segments are immutable, so a Client
+// caches them).
 //
-// The API server refuses, for every client, writes that change the text of
-// a committed event in a head, drop one from its end, or change a segment
-// (CEL rules on the CRDs); events leave the front of the head only as
-// head.first advances, which is what sealing does. A client allowed to
-// update EventStreams could advance head.first without creating the
-// segment; the EventStream controller reports that as SegmentsComplete
-// False, and Read as missing events. Limits: an event at most
-// MaxEventBytes, an append at most MaxAppendEvents events and
-// MaxAppendBytes, counted as stored; larger ones fail before anything is
-// written.
+// # Who can change history
+//
+// Enforced by the API server, for every client, kubectl and cluster admins
+// included:
+//   - the text of a committed event in a head cannot change, and none can
+//     be dropped from its end; events leave its front only as head.first
+//     advances, and head.first, head.sealedChars and head.sealed change
+//     only together (CEL rules on the CRD);
+//   - a segment cannot change (CEL);
+//   - only the sealer identity may create or change segments, or advance
+//     head.first (config/admission: ValidatingAdmissionPolicies on
+//     request.userInfo, whose match conditions leave appends alone); the
+//     worker and editor roles cannot create segments at all (RBAC).
+//
+// Detected by Read, for what the sealer's own identity could still do (it
+// must create segments and move head.first to seal): the head records a
+// SHA-256 chain over the segments it sealed (head.sealed), each segment's
+// annotations its digest and the chain value before it. Read follows the
+// chain back from the head and checks each segment's content against its
+// digest: a segment no seal wrote is never served, and a replaced segment
+// or a head.first advanced by hand is a *TamperedError naming the segment,
+// for reads from before the break; reads after it still work. A seal that
+// finds its segment's name taken adopts it only if it is exactly what that
+// seal writes (an interrupted earlier seal's), and otherwise replaces it.
+// Text that does not decode (stored by hand) is a *MalformedError naming
+// the object, field and line; the API server refuses text that does not
+// look like the lines this package writes.
 //
 // # Global position
 //
@@ -88,6 +108,13 @@ limitations under the License.
 //     head.unstamped and head.commits by hand could record a wrong
 //     revision. On a stream appended to without pause, an edit may need
 //     retrying. Order within a stream never depends on it.
+//   - Segments sealed before streams were chained (before head.sealed
+//     existed; head.sealed.from is where the chain starts) are served
+//     without verification. Deleting a segment (retention does; a cluster
+//     admin may) is not refused: Read reports the events as missing.
+//   - An identity that can write head.sealed — the sealer's — can write a
+//     new chain over forged segments; the chain makes history tamper-
+//     evident against everyone else, not against the sealer itself.
 //   - Retention (spec.retention, applied by the EventStream controller)
 //     deletes whole segments; a Read from a removed position starts at the
 //     oldest kept event.

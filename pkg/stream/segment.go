@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
@@ -68,20 +69,48 @@ func segmentFirst(name string) (int64, bool) {
 }
 
 // seal moves the head's events at positions [head.first, end) into
-// EventSegments owned by the stream, then drops them from the head (which
-// the caller writes with its precondition).
+// EventSegments owned by the stream, chains them in head.sealed, then drops
+// them from the head (which the caller writes with its precondition). Only
+// the sealer may make that write (config/admission).
 //
 // A segment is created before the head that no longer holds its events is
 // written, so a crash or a lost conflict in between leaves a segment whose
 // events the head still holds. The next seal starting at the same position
-// finds it (AlreadyExists) and adopts it: its events are the same committed
-// events, whoever sealed them, so adopting is always correct.
+// finds it (AlreadyExists) and adopts it if it is exactly what a seal of
+// those committed events writes; anything else by that name was not
+// written by a seal, and is replaced.
 func (c *Client) seal(ctx context.Context, es *jobstatev1alpha1.EventStream, end int64) error {
 	h := es.Head
 	// Seal only from the stored head: a stale copy (carried from an
 	// earlier write, or of a stream deleted and created again since)
 	// could create a segment retention deleted or the new stream does not
 	// own. One read per seal, about one append in 30.
+	if err := c.checkLive(ctx, es); err != nil {
+		return err
+	}
+	chain := ""
+	if h.Sealed != nil {
+		chain = h.Sealed.Chain
+	}
+	p := h.First
+	for p < end {
+		seg, err := c.putSegment(ctx, es, p, end, chain)
+		if err != nil {
+			return fmt.Errorf("sealing stream %s: %w", es.Name, err)
+		}
+		c.segments.Add(cacheKey(es, SegmentRef{Name: seg.Name, UID: seg.UID}), seg)
+		chain = chainAfter(chain, seg.Annotations[AnnotationDigest])
+		p = seg.Spec.Last + 1
+	}
+	if h.Sealed == nil {
+		h.Sealed = &jobstatev1alpha1.SealedChain{From: h.First}
+	}
+	h.Sealed.Chain = chain
+	return trim(h, p)
+}
+
+// checkLive returns errStaleHead unless es is the stored stream.
+func (c *Client) checkLive(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
 	live := &jobstatev1alpha1.EventStream{}
 	if err := c.reader.Get(ctx, client.ObjectKeyFromObject(es), live); err != nil {
 		return fmt.Errorf("sealing stream %s: %w", es.Name, err)
@@ -89,38 +118,72 @@ func (c *Client) seal(ctx context.Context, es *jobstatev1alpha1.EventStream, end
 	if live.UID != es.UID || live.ResourceVersion != es.ResourceVersion {
 		return errStaleHead
 	}
-	p := h.First
-	for p < end {
-		seg := c.segment(es, p, end)
-		err := c.c.Create(ctx, seg)
-		if apierrors.IsAlreadyExists(err) {
-			existing := &jobstatev1alpha1.EventSegment{}
-			if err := c.reader.Get(ctx, client.ObjectKeyFromObject(seg), existing); err != nil {
-				return fmt.Errorf("sealing stream %s: reading segment %s: %w", es.Name, seg.Name, err)
-			}
-			if existing.Labels[LabelStreamUID] != string(es.UID) || existing.Spec.First != p {
-				return fmt.Errorf("sealing stream %s: segment %s exists but belongs to another stream (uid %s)", es.Name, seg.Name, existing.Labels[LabelStreamUID])
-			}
-			seg = existing
-		} else if err != nil {
-			return fmt.Errorf("sealing stream %s: creating segment %s: %w", es.Name, seg.Name, err)
-		}
-		c.segments.Add(cacheKey(es, seg.Name), seg)
-		p = seg.Spec.Last + 1
-	}
-	if p > h.Version+1 {
-		// An adopted segment reaches beyond this (stale) copy of the head:
-		// the write will conflict; seal nothing in it.
-		return nil
-	}
-	return trim(h, p)
+	return nil
 }
 
-// segment builds the segment for the head's events [first, end).
-func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64) *jobstatev1alpha1.EventSegment {
+// putSegment creates the segment of the head's events [first, end),
+// chained after chain, and returns the segment that holds them from first.
+// That is an existing one if it is exactly what a seal of the head's
+// events from first writes (an interrupted earlier seal's, possibly
+// shorter); an existing one that is not is replaced, since only a seal may
+// write segments and no seal wrote it.
+func (c *Client) putSegment(ctx context.Context, es *jobstatev1alpha1.EventStream, first, end int64, chain string) (*jobstatev1alpha1.EventSegment, error) {
+	want, err := c.segment(es, first, end, chain)
+	if err != nil {
+		return nil, err
+	}
+	err = c.c.Create(ctx, want)
+	if !apierrors.IsAlreadyExists(err) {
+		if err != nil {
+			return nil, fmt.Errorf("creating segment %s: %w", want.Name, err)
+		}
+		return want, nil
+	}
+	existing := &jobstatev1alpha1.EventSegment{}
+	if err := c.reader.Get(ctx, client.ObjectKeyFromObject(want), existing); err != nil {
+		return nil, fmt.Errorf("reading segment %s: %w", want.Name, err)
+	}
+	if last := existing.Spec.Last; last >= first && last < es.Head.Version+1 {
+		if same, err := c.segment(es, first, last+1, chain); err == nil && sameSegment(existing, same, es.UID) {
+			return existing, nil
+		}
+	}
+	// Not a seal's. Replace it, if this head is still the stored one (a
+	// newer seal's segment can reach past a stale copy's version).
+	if err := c.checkLive(ctx, es); err != nil {
+		return nil, err
+	}
+	log.FromContext(ctx).Info("Replacing a segment no seal wrote", "segment", existing.Name, "stream", es.Name, "first", existing.Spec.First, "last", existing.Spec.Last)
+	if err := c.c.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
+		return nil, fmt.Errorf("deleting segment %s that no seal wrote: %w", existing.Name, err)
+	}
+	if err := c.c.Create(ctx, want); err != nil {
+		return nil, fmt.Errorf("creating segment %s in place of one no seal wrote: %w", want.Name, err)
+	}
+	return want, nil
+}
+
+// sameSegment reports whether got is exactly want, as a seal of stream uid
+// writes it.
+func sameSegment(got, want *jobstatev1alpha1.EventSegment, uid types.UID) bool {
+	if got.Labels[LabelStreamUID] != string(uid) || !metav1.IsControlledBy(got, &metav1.ObjectMeta{UID: uid}) {
+		return false
+	}
+	for _, a := range []string{AnnotationDigest, AnnotationPrevious} {
+		if got.Annotations[a] != want.Annotations[a] {
+			return false
+		}
+	}
+	d, err := digest(&got.Spec)
+	return err == nil && d == want.Annotations[AnnotationDigest]
+}
+
+// segment builds the segment for the head's events [first, end), chained
+// after chain.
+func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64, chain string) (*jobstatev1alpha1.EventSegment, error) {
 	h := es.Head
 	events := h.Events.Items[first-h.First : end-h.First]
-	return &jobstatev1alpha1.EventSegment{
+	seg := &jobstatev1alpha1.EventSegment{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: es.Namespace,
 			Name:      SegmentName(es.Name, first),
@@ -129,6 +192,7 @@ func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64) *jo
 				AnnotationBytes:         strconv.Itoa(eventsBytes(events)),
 				AnnotationLast:          strconv.FormatInt(end-1, 10),
 				AnnotationLastEventTime: events[len(events)-1].Time.UTC().Format(time.RFC3339Nano),
+				AnnotationPrevious:      chain,
 			},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: jobstatev1alpha1.GroupVersion.String(), Kind: "EventStream",
@@ -141,6 +205,12 @@ func (c *Client) segment(es *jobstatev1alpha1.EventStream, first, end int64) *jo
 			Commits: jobstatev1alpha1.NewCommitLog(commitsFor(h.Commits.Items, first, end)...),
 		},
 	}
+	d, err := digest(&seg.Spec)
+	if err != nil {
+		return nil, err
+	}
+	seg.Annotations[AnnotationDigest] = d
+	return seg, nil
 }
 
 // SegmentRef is a segment known from a metadata list.
@@ -152,20 +222,27 @@ type SegmentRef struct {
 	// Bytes and LastEventTime are from its annotations (zero if missing).
 	Bytes         int64
 	LastEventTime time.Time
+	// Digest and Previous chain it (AnnotationDigest, AnnotationPrevious).
+	Digest, Previous string
 }
 
-// ListSegments returns the segments of the stream with uid, in position
-// order, reading only their metadata.
-func ListSegments(ctx context.Context, r client.Reader, namespace string, uid types.UID) ([]SegmentRef, error) {
+// ListSegments returns the segments holding es's sealed events, in position
+// order, reading only their metadata. Segments at or after head.first hold
+// no sealed event and are left out.
+func ListSegments(ctx context.Context, r client.Reader, es *jobstatev1alpha1.EventStream) ([]SegmentRef, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(jobstatev1alpha1.GroupVersion.WithKind("EventSegmentList"))
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{LabelStreamUID: string(uid)}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(es.Namespace), client.MatchingLabels{LabelStreamUID: string(es.UID)}); err != nil {
 		return nil, err
+	}
+	first := int64(0)
+	if es.Head != nil {
+		first = es.Head.First
 	}
 	refs := make([]SegmentRef, 0, len(list.Items))
 	for _, m := range list.Items {
-		if first, ok := segmentFirst(m.Name); ok {
-			ref := SegmentRef{Name: m.Name, UID: m.UID, First: first}
+		if p, ok := segmentFirst(m.Name); ok && p < first {
+			ref := SegmentRef{Name: m.Name, UID: m.UID, First: p, Digest: m.Annotations[AnnotationDigest], Previous: m.Annotations[AnnotationPrevious]}
 			ref.Last, _ = strconv.ParseInt(m.Annotations[AnnotationLast], 10, 64)
 			ref.Bytes, _ = strconv.ParseInt(m.Annotations[AnnotationBytes], 10, 64)
 			ref.LastEventTime, _ = time.Parse(time.RFC3339Nano, m.Annotations[AnnotationLastEventTime])
@@ -177,12 +254,14 @@ func ListSegments(ctx context.Context, r client.Reader, namespace string, uid ty
 }
 
 // readSealed returns up to limit sealed events from position from, stopping
-// at the head's first event.
+// at the head's first event. Every segment it reads from a chained part of
+// the stream is verified against head.sealed.
 func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStream, from int64, limit int) ([]RecordedEvent, error) {
-	refs, err := ListSegments(ctx, c.reader, es.Namespace, es.UID)
+	refs, err := ListSegments(ctx, c.reader, es)
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s: listing segments: %w", es.Name, err)
 	}
+	refs, trusted, broken := sealedSegments(es.Name, es.Head, refs)
 	// The segment holding from is the last one starting at or before it;
 	// if retention removed it, reading starts at the first one kept.
 	start := 0
@@ -191,13 +270,16 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 			start = i
 		}
 	}
+	if broken != nil && from < chainStart(refs, trusted, es.Head.First) {
+		return nil, fmt.Errorf("reading stream %s: %w", es.Name, broken)
+	}
 	var out []RecordedEvent
 	next := int64(-1)
 	for _, r := range refs[start:] {
-		if len(out) >= limit || r.First >= es.Head.First {
+		if len(out) >= limit {
 			break
 		}
-		seg, err := c.readSegment(ctx, es, r.Name)
+		seg, err := c.readSegment(ctx, es, r, trusted)
 		if err != nil {
 			return nil, fmt.Errorf("reading stream %s: %w", es.Name, err)
 		}
@@ -223,29 +305,48 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 	return out, nil
 }
 
-// readSegment gets a segment, from the cache if it was read before:
-// segments never change.
-func (c *Client) readSegment(ctx context.Context, es *jobstatev1alpha1.EventStream, name string) (*jobstatev1alpha1.EventSegment, error) {
-	key := cacheKey(es, name)
+// chainStart is the first position of the verified chain among refs, or
+// head if no segment is chained.
+func chainStart(refs []SegmentRef, trusted map[string]string, head int64) int64 {
+	for _, r := range refs {
+		if _, ok := trusted[r.Name]; ok {
+			return r.First
+		}
+	}
+	return head
+}
+
+// readSegment gets the segment r, from the cache if it was read before
+// (segments never change; a replaced one has a new UID), and verifies it:
+// a chained one's content must have the digest trusted holds for it.
+func (c *Client) readSegment(ctx context.Context, es *jobstatev1alpha1.EventStream, r SegmentRef, trusted map[string]string) (*jobstatev1alpha1.EventSegment, error) {
+	want, chained := trusted[r.Name]
+	key := cacheKey(es, r)
 	if v, ok := c.segments.Get(key); ok {
 		return v.(*jobstatev1alpha1.EventSegment), nil
 	}
 	seg := &jobstatev1alpha1.EventSegment{}
-	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: name}, seg); err != nil {
-		return nil, fmt.Errorf("reading segment %s: %w", name, err)
+	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: r.Name}, seg); err != nil {
+		return nil, fmt.Errorf("reading segment %s: %w", r.Name, err)
 	}
 	if seg.Labels[LabelStreamUID] != string(es.UID) {
-		return nil, fmt.Errorf("segment %s belongs to another stream (uid %s)", name, seg.Labels[LabelStreamUID])
+		return nil, fmt.Errorf("segment %s belongs to another stream (uid %s)", r.Name, seg.Labels[LabelStreamUID])
 	}
-	if err := checkLogs(es.Name, "EventSegment "+name, "spec", seg.Spec.Events, seg.Spec.Commits); err != nil {
+	if err := checkLogs(es.Name, "EventSegment "+r.Name, "spec", seg.Spec.Events, seg.Spec.Commits); err != nil {
 		return nil, err
 	}
-	c.segments.Add(key, seg)
+	if chained {
+		if err := checkDigest(es.Name, seg, want); err != nil {
+			return nil, err
+		}
+	}
+	c.segments.Add(cacheKey(es, SegmentRef{Name: seg.Name, UID: seg.UID}), seg)
 	return seg, nil
 }
 
-// cacheKey names a segment of es in the cache: the UID tells a re-created
-// stream's segments from its predecessor's.
-func cacheKey(es *jobstatev1alpha1.EventStream, name string) string {
-	return string(es.UID) + "/" + name
+// cacheKey names a segment of es in the cache: the stream's UID tells a
+// re-created stream's segments from its predecessor's, the segment's a
+// replaced segment from the one read before.
+func cacheKey(es *jobstatev1alpha1.EventStream, r SegmentRef) string {
+	return string(es.UID) + "/" + r.Name + "/" + string(r.UID)
 }

@@ -114,6 +114,12 @@ type Options struct {
 	// SegmentCacheSize is the number of sealed segments kept in memory
 	// (they never change). Default 128.
 	SegmentCacheSize int
+	// Sealer makes this Client's appends seal a full head themselves. Only
+	// the sealer identity may seal (the EventStream controller's, see
+	// config/admission), so leave it false anywhere else: the controller
+	// seals every stream as its head fills, and an append that finds the
+	// head full waits for it (ErrHeadFull if it waits in vain).
+	Sealer bool
 }
 
 // Client appends to and reads the EventStreams of one namespace. It is safe
@@ -125,6 +131,7 @@ type Client struct {
 	namespace string
 	clock     clock.PassiveClock
 	updater   *update.Updater[*jobstatev1alpha1.EventStream]
+	sealer    bool
 	segments  *lru.Cache
 	// heads holds the head each stream had after this Client's last write
 	// to it: the next Append starts from it without reading (a stale one
@@ -162,7 +169,7 @@ func New(c client.Client, namespace string, opts Options) (*Client, error) {
 		reader = c
 	}
 	return &Client{
-		c: c, reader: reader, namespace: namespace, clock: opts.Clock, updater: u,
+		c: c, reader: reader, namespace: namespace, clock: opts.Clock, updater: u, sealer: opts.Sealer,
 		segments: lru.New(opts.SegmentCacheSize), heads: lru.New(maxCarriedHeads),
 	}, nil
 }
@@ -179,12 +186,15 @@ const maxCarriedHeads = 1024
 // retention deleted. The append is applied again to a live copy.
 var errStaleHead = errors.New("the stream head changed while sealing")
 
-// errHeadFull: the events of one group-committed write do not fit in the
-// head; the append is tried again in a later write.
-var errHeadFull = errors.New("the stream head is full until its events are committed and sealed")
+// ErrHeadFull: the append's events do not fit in the stream's head until
+// the sealer (the EventStream controller) seals it. An Append waits for
+// that up to its context's deadline or DefaultAppendTimeout, and returns
+// an error matching ErrHeadFull if it waited in vain: retry later, and
+// check that the controller runs.
+var ErrHeadFull = errors.New("the stream head is full and not sealed yet (is the EventStream controller running?)")
 
-// headFullRetries bounds how often an Append whose write was full is tried
-// again.
+// headFullRetries paces the tries of an Append whose write was full: they
+// grow to about 250 ms apart and stay there.
 var headFullRetries = wait.Backoff{Duration: 2 * time.Millisecond, Factor: 1.5, Jitter: 1, Steps: 12}
 
 // Append stores events at the end of stream, atomically: all of them at
@@ -202,8 +212,10 @@ var headFullRetries = wait.Backoff{Duration: 2 * time.Millisecond, Factor: 1.5, 
 //     — re-checked on every re-read, so a stream that moved past the
 //     expected version is a *VersionConflictError, never a silent retry;
 //     c. record the previous write's commit revision (globalPosition);
-//     d. seal older committed events into an EventSegment if the head
-//     would grow past its bounds (keeps the append cost flat);
+//     d. a Sealer seals older committed events into an EventSegment if
+//     the head would grow past its sealing size (keeps the append cost
+//     flat); any Client waits while the events do not fit in the head
+//     at all (ErrHeadFull), which keeps an object under etcd's limit;
 //     e. add the events at version+1, version+2, ...
 //  3. The write's resourceVersion is the events' commit revision.
 func (c *Client) Append(ctx context.Context, stream string, events []EventData, opts AppendOptions) (AppendResult, error) {
@@ -250,13 +262,13 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 		// 2c.
 		stamp(h, es.ResourceVersion)
 		// 2d.
-		if end := sealPlan(h, len(encoded), size, false); end > h.First {
+		if end := sealPlan(h, len(encoded), size, false); c.sealer && end > h.First {
 			if err := c.seal(ctx, es, end); err != nil {
 				return err
 			}
 		}
 		if len(h.Events.Items)+len(encoded) > maxHeadEvents || eventsBytes(h.Events.Items)+size > maxHeadBytes {
-			return errHeadFull
+			return ErrHeadFull
 		}
 		// 2e.
 		for _, e := range encoded {
@@ -268,16 +280,18 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 		res.Version = h.Version
 		return nil
 	}
-	backoff := headFullRetries
+	delay, giveUp := headFullRetries.DelayFunc(), time.Now().Add(DefaultAppendTimeout)
 	for {
 		err = c.updater.Update(ctx, es, action)
-		if !errors.Is(err, errHeadFull) && !errors.Is(err, errStaleHead) || backoff.Steps <= 1 {
+		if !errors.Is(err, ErrHeadFull) && !errors.Is(err, errStaleHead) || !time.Now().Before(giveUp) {
 			break
 		}
+		t := time.NewTimer(delay())
 		select {
 		case <-ctx.Done():
-			return AppendResult{}, ctx.Err()
-		case <-time.After(backoff.Step()):
+			t.Stop()
+			return AppendResult{}, fmt.Errorf("appending to stream %s: %w (%w)", stream, ctx.Err(), err)
+		case <-t.C:
 		}
 		// Start the next try from a live read, not the copy that failed.
 		es = &jobstatev1alpha1.EventStream{}
@@ -285,7 +299,7 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 	}
 	if err != nil {
 		c.heads.Remove(stream)
-		if errors.Is(err, errHeadFull) {
+		if errors.Is(err, ErrHeadFull) {
 			return AppendResult{}, fmt.Errorf("appending to stream %s: %w", stream, err)
 		}
 		return AppendResult{}, err
@@ -348,6 +362,12 @@ func (c *Client) Seal(ctx context.Context, stream string) (*jobstatev1alpha1.Eve
 		c.heads.Add(stream, es.DeepCopy())
 	}
 	return es, wrote, nil
+}
+
+// NeedsSeal reports whether es's head has grown past the size at which the
+// sealer seals it (appends wait once it is full).
+func NeedsSeal(es *jobstatev1alpha1.EventStream) bool {
+	return es.Head != nil && checkHead(es.Name, es.Head) == nil && sealPlan(es.Head, 0, 0, false) > es.Head.First
 }
 
 // Unstamped reports whether es's latest write has not been followed by

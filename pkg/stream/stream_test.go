@@ -42,7 +42,7 @@ func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 func newClient(t *testing.T, ns string) *stream.Client {
 	t.Helper()
-	c, err := stream.New(env.Client, ns, stream.Options{})
+	c, err := stream.New(env.Client, ns, stream.Options{Sealer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestSegments(t *testing.T) {
 	if n := len(es.Head.Events.Items); n > 48 {
 		t.Fatalf("the head holds %d events, want at most 48", n)
 	}
-	segs, err := stream.ListSegments(ctx, env.Client, ns, es.UID)
+	segs, err := stream.ListSegments(ctx, env.Client, es)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +499,7 @@ func TestCommittedEventsAreImmutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := readAll(t, c, "s")
-	segs, err := stream.ListSegments(ctx, env.Client, ns, es.UID)
+	segs, err := stream.ListSegments(ctx, env.Client, es)
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("segments: %v %v", segs, err)
 	}

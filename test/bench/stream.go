@@ -24,7 +24,9 @@ package main
 //     grows, so an append should cost the same whatever the length.
 //  B. Throughput: W writers, each appending to its own stream with its own
 //     stream.Client, against W writers each updating its own JobState the
-//     raw serial way (the baseline of the update table).
+//     raw serial way (the baseline of the update table); once with sealing
+//     clients (as the manager's), once with workers' clients, which cannot
+//     seal, and the EventStream controller sealing for them.
 //  C. Reading the longest stream from position 0 to the end with a fresh
 //     stream.Client, whose segment cache is cold.
 //
@@ -43,11 +45,19 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/controllers"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
@@ -176,7 +186,7 @@ func (b *bench) fillStreams(ctx context.Context, lengths []int) ([]*lengthRow, e
 			return nil, err
 		}
 		r := &lengthRow{length: length, ns: ns}
-		if r.client, err = stream.New(countWrites(b.c, &r.writes), ns, stream.Options{}); err != nil {
+		if r.client, err = stream.New(countWrites(b.c, &r.writes), ns, stream.Options{Sealer: true}); err != nil {
 			return nil, err
 		}
 		begin := time.Now()
@@ -371,12 +381,17 @@ func (b *bench) streamThroughput(ctx context.Context, o streamOptions) ([]*flow,
 	if err != nil {
 		return nil, fmt.Errorf("raw updates: %w", err)
 	}
-	appends, err := b.appendFlow(ctx, o.writers, &appendWrites)
+	appends, err := b.appendFlow(ctx, o.writers, &appendWrites, true)
 	if err != nil {
 		return nil, fmt.Errorf("stream appends: %w", err)
 	}
-	flows := []*flow{raw, appends}
-	counters := []*atomic.Int64{&rawWrites, &appendWrites}
+	var workerWrites atomic.Int64
+	workers, err := b.appendFlow(ctx, o.writers, &workerWrites, false)
+	if err != nil {
+		return nil, fmt.Errorf("worker appends: %w", err)
+	}
+	flows := []*flow{raw, appends, workers}
+	counters := []*atomic.Int64{&rawWrites, &appendWrites, &workerWrites}
 	for j := range flows {
 		counters[j].Store(0) // Count the timed writes only.
 	}
@@ -445,17 +460,27 @@ func (b *bench) rawFlow(ctx context.Context, writers int, writes *atomic.Int64) 
 // writer in a fresh namespace, as separate processes would have. Each stream
 // is created by one untimed append first (the baseline's JobStates exist
 // before its timing too), which also leaves the Client carrying its head.
-func (b *bench) appendFlow(ctx context.Context, writers int, writes *atomic.Int64) (*flow, error) {
+// The Clients are sealers (their appends seal the head, as the manager's
+// do), or workers, whose heads the EventStream controller seals: it runs
+// in a manager watching that namespace only, its writes not counted.
+func (b *bench) appendFlow(ctx context.Context, writers int, writes *atomic.Int64, sealer bool) (*flow, error) {
 	ns, err := b.namespace(ctx)
 	if err != nil {
 		return nil, err
+	}
+	name := fmt.Sprintf("stream.Append, %d streams, a stream.Client each, sealing", writers)
+	if !sealer {
+		name = fmt.Sprintf("stream.Append by workers, %d streams, the controller sealing", writers)
+		if err := b.startSealer(ctx, ns); err != nil {
+			return nil, err
+		}
 	}
 	c := countWrites(b.c, writes)
 	clients := make([]*stream.Client, writers)
 	var calls []func() error
 	for w := range writers {
 		name := fmt.Sprintf("bench-%d", w)
-		if clients[w], err = stream.New(c, ns, stream.Options{}); err != nil {
+		if clients[w], err = stream.New(c, ns, stream.Options{Sealer: sealer}); err != nil {
 			return nil, err
 		}
 		if _, err := clients[w].Append(ctx, name, []stream.EventData{counted(0)}, stream.ExpectVersion(stream.NoStream)); err != nil {
@@ -468,8 +493,7 @@ func (b *bench) appendFlow(ctx context.Context, writers int, writes *atomic.Int6
 			return err
 		})
 	}
-	f := newFlow(fmt.Sprintf("stream.Append, %d streams, a stream.Client each", writers),
-		target{minRatio: minAppendRatio, noFailures: true}, calls)
+	f := newFlow(name, target{minRatio: minAppendRatio, noFailures: true}, calls)
 	// The stream's version is the position of its last event; the creating
 	// append put one at 0.
 	f.stored = func(ctx context.Context, w int) (int64, error) {
@@ -477,6 +501,30 @@ func (b *bench) appendFlow(ctx context.Context, writers int, writes *atomic.Int6
 		return v, err
 	}
 	return f, nil
+}
+
+// startSealer runs the EventStream controller, for namespace ns only, until
+// ctx ends.
+func (b *bench) startSealer(ctx context.Context, ns string) error {
+	mgr, err := ctrl.NewManager(b.env.Config, ctrl.Options{
+		Scheme: b.env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Logger:     logr.Discard(),
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return err
+	}
+	r := &controllers.EventStreamReconciler{Client: mgr.GetClient(), Recorder: events.NewFakeRecorder(1 << 10)}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "sealer manager:", err)
+		}
+	}()
+	return nil
 }
 
 // check compares every writer's successes with what its object shows.

@@ -45,14 +45,7 @@ func TestSamplesRunToCompletion(t *testing.T) {
 	defer cancel()
 	root := testenv.RepoRoot()
 	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	data, err := env.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := writeKubeConfig(t, dir, "developer")
 	kubectl := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, filepath.Join(testenv.AssetsDir(), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
 		out, err := cmd.CombinedOutput()
@@ -70,12 +63,12 @@ func TestSamplesRunToCompletion(t *testing.T) {
 	}
 
 	start(ctx, t, build(t, root, dir, "./cmd/manager"),
-		"--kubeconfig", kubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=0")
+		"--kubeconfig", writeKubeConfig(t, dir, testenv.SealerUser), "--metrics-bind-address=0", "--health-probe-bind-address=0")
 	start(ctx, t, build(t, root, dir, "./examples/worker"),
 		"--kubeconfig", kubeconfig, "--namespace", ns, "--identity", "e2e-worker", "--steps", "3", "--interval", "300ms")
 
 	var list jobstatev1alpha1.JobStateList
-	err = wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return false, err
 		}
@@ -133,6 +126,22 @@ func TestSamplesRunToCompletion(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "nightly-import"}, js); err != nil || js.Status.Phase != jobstatev1alpha1.PhaseSucceeded {
 		t.Errorf("after the refused patch: phase %s, err %v; want Succeeded", js.Status.Phase, err)
 	}
+}
+
+// writeKubeConfig writes a kubeconfig for user (an admin) into dir and
+// returns its path. A person is "developer"; the manager is the sealer,
+// testenv.SealerUser.
+func writeKubeConfig(t *testing.T, dir, user string) string {
+	t.Helper()
+	data, err := env.KubeConfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, strings.ReplaceAll(user, ":", "_")+".kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // build compiles pkg into dir and returns the binary's path.
