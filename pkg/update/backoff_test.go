@@ -19,6 +19,7 @@ package update_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -63,7 +65,7 @@ func TestBackoffSleeps(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := clocktesting.NewFakeClock(time.Now())
+			clock := &recordingClock{FakeClock: clocktesting.NewFakeClock(time.Now()), sleeps: make(chan time.Duration, 1)}
 			u, err := update.New[*corev1.ConfigMap](alwaysConflicting(), update.Options{
 				Backoff: tc.backoff, MaxAttempts: tc.maxAttempts, Clock: clock,
 			})
@@ -78,10 +80,20 @@ func TestBackoffSleeps(t *testing.T) {
 					return nil
 				})
 			}()
-			for i, want := range tc.sleeps {
-				if err := sleptExactly(clock, want, done); err != nil {
-					t.Fatalf("sleep %d of %d, want %s: %v", i+1, len(tc.sleeps), want, err)
+			var slept []time.Duration
+			for range tc.sleeps {
+				select {
+				case d := <-clock.sleeps:
+					slept = append(slept, d)
+					clock.Step(d) // Wake it.
+				case err := <-done:
+					t.Fatalf("Update returned after sleeping %v, want sleeps %v: %v", slept, tc.sleeps, err)
+				case <-time.After(5 * time.Second):
+					t.Fatalf("Update stuck after sleeping %v, want sleeps %v", slept, tc.sleeps)
 				}
+			}
+			if !slices.Equal(slept, tc.sleeps) {
+				t.Errorf("slept %v, want %v", slept, tc.sleeps)
 			}
 			select {
 			case err := <-done:
@@ -89,11 +101,27 @@ func TestBackoffSleeps(t *testing.T) {
 				if !errors.As(err, &conflict) || conflict.Attempts != tc.maxAttempts {
 					t.Fatalf("err = %v, want *ConflictError after %d attempts", err, tc.maxAttempts)
 				}
+			case d := <-clock.sleeps:
+				t.Fatalf("slept once more (%s) after %d sleeps and %d attempts", d, len(tc.sleeps), tc.maxAttempts)
 			case <-time.After(5 * time.Second):
-				t.Fatalf("Update still running after %d sleeps (asleep: %v)", len(tc.sleeps), clock.HasWaiters())
+				t.Fatalf("Update still running after %d sleeps", len(tc.sleeps))
 			}
 		})
 	}
+}
+
+// recordingClock is a fake clock that reports the duration of every timer
+// on sleeps once the timer is started, so that stepping the clock by it
+// fires the timer.
+type recordingClock struct {
+	*clocktesting.FakeClock
+	sleeps chan time.Duration
+}
+
+func (c *recordingClock) NewTimer(d time.Duration) clock.Timer {
+	t := c.FakeClock.NewTimer(d)
+	c.sleeps <- d
+	return t
 }
 
 // alwaysConflicting is a fake client holding ns/cm whose every Update is
@@ -105,28 +133,4 @@ func alwaysConflicting() client.Client {
 			return apierrors.NewConflict(schema.GroupResource{Resource: "configmaps"}, obj.GetName(), errors.New("another writer was first"))
 		},
 	}).Build()
-}
-
-// sleptExactly waits until the Updater sleeps on clock, then checks the
-// sleep lasts exactly want: it is still asleep 1ns before, and awake at it.
-func sleptExactly(clock *clocktesting.FakeClock, want time.Duration, done <-chan error) error {
-	for deadline := time.Now().Add(5 * time.Second); !clock.HasWaiters(); time.Sleep(time.Millisecond) {
-		select {
-		case err := <-done:
-			return errors.Join(errors.New("the Update returned instead of sleeping"), err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("the Update did not sleep within 5s")
-		}
-	}
-	clock.Step(want - time.Nanosecond)
-	if !clock.HasWaiters() {
-		return errors.New("woke up before the sleep was over")
-	}
-	clock.Step(time.Nanosecond)
-	if clock.HasWaiters() {
-		return errors.New("still asleep when the sleep was over")
-	}
-	return nil
 }

@@ -93,7 +93,7 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 	}
 	// A losing streak ended by the attempts or the context is a conflict;
 	// attempt is then one past the last write tried.
-	if conflict != nil && (attempt > u.opts.MaxAttempts || err == ctx.Err()) {
+	if err != nil && conflict != nil && (attempt > u.opts.MaxAttempts || err == ctx.Err()) {
 		err = &ConflictError{Kind: u.kind, Key: q.key, Attempts: attempt - 1, Err: conflict}
 	}
 	settle(batch, stored, err)
