@@ -108,20 +108,20 @@ func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{RequeueAfter: nextCheck(js, r.Clock.Now())}, nil
 }
 
-// reconcileStatus writes the transitions due now through the update
-// library, so a worker's concurrent write is re-read and kept, never
-// overwritten; then records an Event per transition.
+// reconcileStatus writes the transitions due now (applyDueTransitions)
+// through the update library, so a worker's concurrent write is re-read and
+// kept, never overwritten; then records an Event per transition.
 func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1alpha1.JobState) error {
 	// Decide on the cached copy first: when nothing is due there is nothing
 	// to write and no need for a live read.
 	preview := js.DeepCopy()
-	reconcileStatus(preview, r.Clock.Now())
+	applyDueTransitions(preview, r.Clock.Now())
 	if equality.Semantic.DeepEqual(preview.Status, js.Status) {
 		return nil
 	}
 	var done []transition
 	written, err := r.jobs.Update(ctx, client.ObjectKeyFromObject(js), func(js *jobstatev1alpha1.JobState) error {
-		done = reconcileStatus(js, r.Clock.Now())
+		done = applyDueTransitions(js, r.Clock.Now())
 		return nil
 	})
 	if err != nil {
