@@ -41,6 +41,9 @@ import (
 // ControllerIdentity is the holder identity of the reconciler's Lease locks.
 const ControllerIdentity = "jobstate-controller"
 
+// DefaultProjectionBatch is JobStateReconciler.ProjectionBatch's default.
+const DefaultProjectionBatch = 100
+
 // JobStateReconciler drives the lifecycle of JobStates that workers do not:
 // it initializes the status, cancels on spec.cancel, fails jobs past their
 // active deadline, ends attempts whose holder stopped heartbeating (retrying
@@ -59,7 +62,7 @@ type JobStateReconciler struct {
 	// Clock is the time source. Default: the real clock.
 	Clock clock.WithTickerAndDelayedExecution
 	// ProjectionBatch is how many stream events one status write of an
-	// event-sourced JobState applies at most. Default 100.
+	// event-sourced JobState applies at most. Default DefaultProjectionBatch.
 	ProjectionBatch int
 
 	// streams reads the EventStreams of event-sourced JobStates.
@@ -286,7 +289,7 @@ func (r *JobStateReconciler) init() error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.ProjectionBatch <= 0 {
-		r.ProjectionBatch = 100
+		r.ProjectionBatch = DefaultProjectionBatch
 	}
 	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock)
 	var err error

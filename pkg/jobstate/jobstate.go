@@ -106,8 +106,8 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if opts.Identity == "" {
 		return nil, errors.New("jobstate: Options.Identity is required: it is written to status.holder and must be unique per worker")
 	}
-	if len(opts.Identity) > 253 {
-		return nil, fmt.Errorf("jobstate: Options.Identity is %d characters, status.holder allows 253", len(opts.Identity))
+	if len(opts.Identity) > jobstatev1alpha1.MaxHolderLength {
+		return nil, fmt.Errorf("jobstate: Options.Identity is %d characters, status.holder allows %d", len(opts.Identity), jobstatev1alpha1.MaxHolderLength)
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
