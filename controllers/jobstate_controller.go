@@ -41,6 +41,9 @@ import (
 // ControllerIdentity is the holder identity of the reconciler's Lease locks.
 const ControllerIdentity = "jobstate-controller"
 
+// DefaultProjectionBatch is JobStateReconciler.ProjectionBatch's default.
+const DefaultProjectionBatch = 100
+
 // JobStateReconciler drives the lifecycle of JobStates that workers do not:
 // it initializes the status, cancels on spec.cancel, fails jobs past their
 // active deadline, ends attempts whose holder stopped heartbeating (retrying
@@ -59,7 +62,7 @@ type JobStateReconciler struct {
 	// Clock is the time source. Default: the real clock.
 	Clock clock.WithTickerAndDelayedExecution
 	// ProjectionBatch is how many stream events one status write of an
-	// event-sourced JobState applies at most. Default 100.
+	// event-sourced JobState applies at most. Default DefaultProjectionBatch.
 	ProjectionBatch int
 
 	// streams reads the EventStreams of event-sourced JobStates.
@@ -108,20 +111,20 @@ func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{RequeueAfter: nextCheck(js, r.Clock.Now())}, nil
 }
 
-// reconcileStatus writes the transitions due now through the update
-// library, so a worker's concurrent write is re-read and kept, never
-// overwritten; then records an Event per transition.
+// reconcileStatus writes the transitions due now (applyDueTransitions)
+// through the update library, so a worker's concurrent write is re-read and
+// kept, never overwritten; then records an Event per transition.
 func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1alpha1.JobState) error {
 	// Decide on the cached copy first: when nothing is due there is nothing
 	// to write and no need for a live read.
 	preview := js.DeepCopy()
-	reconcileStatus(preview, r.Clock.Now())
+	applyDueTransitions(preview, r.Clock.Now())
 	if equality.Semantic.DeepEqual(preview.Status, js.Status) {
 		return nil
 	}
 	var done []transition
 	written, err := r.jobs.Update(ctx, client.ObjectKeyFromObject(js), func(js *jobstatev1alpha1.JobState) error {
-		done = reconcileStatus(js, r.Clock.Now())
+		done = applyDueTransitions(js, r.Clock.Now())
 		return nil
 	})
 	if err != nil {
@@ -290,7 +293,7 @@ func (r *JobStateReconciler) init() error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.ProjectionBatch <= 0 {
-		r.ProjectionBatch = 100
+		r.ProjectionBatch = DefaultProjectionBatch
 	}
 	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock, false)
 	var err error

@@ -34,11 +34,13 @@ type transition struct {
 	message   string
 }
 
-// reconcileStatus applies, in order, every transition due at now to js and
-// returns them. It is the whole of the reconciler's decision: pure, so a
-// table test drives it without a client, and re-run on the live object by
-// the update library after a conflict.
-func reconcileStatus(js *jobstatev1alpha1.JobState, now time.Time) []transition {
+// applyDueTransitions applies every transition due at now to js and
+// returns them: the initialization of a new status, then the one timer due
+// (dueTimer). It is the whole of the reconciler's decision for a JobState
+// whose status is written directly: pure, so a table test drives it without
+// a client, and re-run on the live object by the update library after a
+// conflict.
+func applyDueTransitions(js *jobstatev1alpha1.JobState, now time.Time) []transition {
 	var done []transition
 	record := func(eventType string) {
 		done = append(done, transition{eventType: eventType, reason: js.Status.Reason, message: js.Status.Message})
@@ -46,17 +48,60 @@ func reconcileStatus(js *jobstatev1alpha1.JobState, now time.Time) []transition 
 	if js.Status.Phase == "" && lifecycle.DoInitialize(js, now) == nil {
 		record(corev1.EventTypeNormal)
 	}
-	if js.Spec.Cancel && lifecycle.DoCancel(js, "", now) == nil {
-		record(corev1.EventTypeNormal)
-	}
-	if deadline, ok := activeDeadline(js); ok && !now.Before(deadline) && lifecycle.DoExceedDeadline(js, now) == nil {
-		record(corev1.EventTypeWarning)
-	}
-	if expiry, ok := heartbeatExpiry(js); ok && !now.Before(expiry) && lifecycle.DoLose(js, now) == nil {
-		record(corev1.EventTypeWarning)
+	switch dueTimer(js, now) {
+	case timerCancel:
+		if lifecycle.DoCancel(js, "", now) == nil {
+			record(corev1.EventTypeNormal)
+		}
+	case timerDeadline:
+		if lifecycle.DoExceedDeadline(js, now) == nil {
+			record(corev1.EventTypeWarning)
+		}
+	case timerLost:
+		if lifecycle.DoLose(js, now) == nil {
+			record(corev1.EventTypeWarning)
+		}
 	}
 	js.Status.ObservedGeneration = js.Generation
 	return done
+}
+
+// timer is what spec.cancel or the clock calls for on a job that no worker
+// finished.
+type timer int
+
+const (
+	// noTimer: nothing is due.
+	noTimer timer = iota
+	// timerCancel: spec.cancel is set.
+	timerCancel
+	// timerDeadline: spec.activeDeadlineSeconds passed since startTime.
+	timerDeadline
+	// timerLost: the holder of a Running job stopped heartbeating.
+	timerLost
+)
+
+// dueTimer is the timer due on js at now. It alone owns their order, for
+// directly written status (applyDueTransitions) and event-sourced JobStates
+// (dueEvent) alike: spec.cancel first, then the active deadline, then the
+// heartbeat timeout. At most one is due at a time: cancel and the deadline
+// finish the job, and a lost attempt, coming last, cannot have been
+// preempted by one of them. An uninitialized or finished job has none.
+func dueTimer(js *jobstatev1alpha1.JobState, now time.Time) timer {
+	s := js.Status
+	switch {
+	case s.Phase == "" || s.Phase.IsTerminal():
+		return noTimer
+	case js.Spec.Cancel:
+		return timerCancel
+	}
+	if deadline, ok := activeDeadline(js); ok && !now.Before(deadline) {
+		return timerDeadline
+	}
+	if expiry, ok := heartbeatExpiry(js); ok && !now.Before(expiry) {
+		return timerLost
+	}
+	return noTimer
 }
 
 // nextCheck is how long until the next time-driven transition of js (or its
@@ -107,23 +152,18 @@ func ttlExpiry(js *jobstatev1alpha1.JobState) (time.Time, bool) {
 	return s.CompletionTime.Add(time.Duration(*js.Spec.TTLSecondsAfterFinished) * time.Second), true
 }
 
-// dueEvent is the stream event an event-sourced JobState's timers call for
-// at now (cancel, deadline, heartbeat timeout, in that order), if any. The
-// controller appends it instead of writing status; the projection applies
-// it like any other event.
+// dueEvent is the stream event that the timer due on an event-sourced
+// JobState at now (dueTimer) calls for, if any. The controller appends it
+// instead of writing status; the projection applies it like any other
+// event.
 func dueEvent(js *jobstatev1alpha1.JobState, now time.Time) (stream.EventData, bool) {
-	s := js.Status
-	switch {
-	case s.Phase == "" || s.Phase.IsTerminal():
-		return stream.EventData{}, false
-	case js.Spec.Cancel:
+	switch dueTimer(js, now) {
+	case timerCancel:
 		return jobstate.NewEvent(jobstate.EventCancelled, jobstate.EventPayload{Message: "spec.cancel was set"}), true
-	}
-	if deadline, ok := activeDeadline(js); ok && !now.Before(deadline) {
+	case timerDeadline:
 		return jobstate.NewEvent(jobstate.EventDeadlineExceeded, jobstate.EventPayload{}), true
-	}
-	if expiry, ok := heartbeatExpiry(js); ok && !now.Before(expiry) {
-		return jobstate.NewEvent(jobstate.EventLost, jobstate.EventPayload{Holder: s.Holder, Attempt: s.Attempt}), true
+	case timerLost:
+		return jobstate.NewEvent(jobstate.EventLost, jobstate.EventPayload{Holder: js.Status.Holder, Attempt: js.Status.Attempt}), true
 	}
 	return stream.EventData{}, false
 }

@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -55,10 +56,10 @@ func running(attempt int32, heartbeat time.Duration) func(js *jobstatev1alpha1.J
 	}
 }
 
-// TestReconcileStatus is the table of the reconciler's decisions: the
+// TestApplyDueTransitions is the table of the reconciler's decisions: the
 // starting status and the time, the phase and reason it leaves, the Events
 // it records, and when it asks to be called again.
-func TestReconcileStatus(t *testing.T) {
+func TestApplyDueTransitions(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		js         *jobstatev1alpha1.JobState
@@ -142,7 +143,7 @@ func TestReconcileStatus(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := t0.Add(tc.now)
-			done := reconcileStatus(tc.js, now)
+			done := applyDueTransitions(tc.js, now)
 			s := tc.js.Status
 			if s.Phase != tc.wantPhase || (tc.wantReason != "" && s.Reason != tc.wantReason) {
 				t.Errorf("phase/reason = %s/%s, want %s/%s", s.Phase, s.Reason, tc.wantPhase, tc.wantReason)
@@ -165,6 +166,64 @@ func TestReconcileStatus(t *testing.T) {
 			}
 			if got := nextCheck(tc.js, now); got != tc.wantNext {
 				t.Errorf("nextCheck = %s, want %s", got, tc.wantNext)
+			}
+		})
+	}
+}
+
+// TestDueTimer checks that a directly written status and an event-sourced
+// one act on the same timer, in the one order dueTimer owns: spec.cancel,
+// then the active deadline, then the heartbeat timeout.
+func TestDueTimer(t *testing.T) {
+	overdue := running(1, 0) // heartbeat timeout at 30s, active deadline at 600s
+	for _, tc := range []struct {
+		name       string
+		js         *jobstatev1alpha1.JobState
+		now        time.Duration // since t0
+		wantEvent  string        // appended to the stream; "" for none
+		wantReason string        // written by applyDueTransitions; "" for no transition
+	}{{
+		name:       "cancel comes before an overdue deadline and heartbeat",
+		js:         newJob(func(js *jobstatev1alpha1.JobState) { overdue(js); js.Spec.Cancel = true }),
+		now:        700 * time.Second,
+		wantEvent:  "Cancelled",
+		wantReason: jobstatev1alpha1.ReasonCancelled,
+	}, {
+		name:       "the deadline comes before an overdue heartbeat",
+		js:         newJob(overdue),
+		now:        700 * time.Second,
+		wantEvent:  "DeadlineExceeded",
+		wantReason: jobstatev1alpha1.ReasonDeadlineExceeded,
+	}, {
+		name:       "heartbeat timeout",
+		js:         newJob(overdue),
+		now:        40 * time.Second,
+		wantEvent:  "Lost",
+		wantReason: jobstatev1alpha1.ReasonHeartbeatTimeout,
+	}, {
+		name: "nothing due",
+		js:   newJob(overdue),
+		now:  10 * time.Second,
+	}, {
+		name: "a finished job has no timer",
+		js: newJob(func(js *jobstatev1alpha1.JobState) {
+			js.Spec.Cancel = true
+			js.Status = jobstatev1alpha1.JobStateStatus{Phase: jobstatev1alpha1.PhaseSucceeded, Attempt: 1, StartTime: at(0), CompletionTime: at(0)}
+		}),
+		now: 700 * time.Second,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0.Add(tc.now)
+			ev, due := dueEvent(tc.js, now)
+			if due != (tc.wantEvent != "") || ev.Type != tc.wantEvent {
+				t.Errorf("dueEvent = %q, %t; want %q", ev.Type, due, tc.wantEvent)
+			}
+			var reasons []string
+			for _, d := range applyDueTransitions(tc.js.DeepCopy(), now) {
+				reasons = append(reasons, d.reason)
+			}
+			if got := strings.Join(reasons, ","); got != tc.wantReason {
+				t.Errorf("applyDueTransitions made %q, want %q", got, tc.wantReason)
 			}
 		})
 	}

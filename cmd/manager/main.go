@@ -32,6 +32,7 @@ import (
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/controllers"
+	// +kubebuilder:scaffold:imports
 )
 
 var scheme = runtime.NewScheme()
@@ -39,6 +40,7 @@ var scheme = runtime.NewScheme()
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(jobstatev1alpha1.AddToScheme(scheme))
+	// +kubebuilder:scaffold:scheme
 }
 
 func main() {
@@ -80,6 +82,8 @@ func main() {
 		log.Error(err, "Unable to create controller", "controller", "EventStream")
 		os.Exit(1)
 	}
+	// +kubebuilder:scaffold:builder
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "Unable to set up health check")
 		os.Exit(1)

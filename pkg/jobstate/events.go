@@ -26,6 +26,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/text"
 	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
@@ -67,15 +68,14 @@ const (
 	RejectedMalformedData     = "MalformedData"
 )
 
-// maxRejected is how many rejected events status.projection keeps.
-const maxRejected = 16
-
-// Bounds of what an event may put into status (the CRD's, less room for
-// the prefixes the state machine adds to messages).
+// Bounds of what an event may put into status, beyond the CRD's own
+// (jobstatev1alpha1.MaxHolderLength and the like).
 const (
-	maxHolder    = 253
-	maxMessage   = 3072
-	maxDataBytes = 512 << 10
+	// maxEventMessage keeps a quarter of status.message for the text the
+	// state machine puts around an event's message ("Attempt 3 failed: ...;
+	// attempt 4 may start after ...").
+	maxEventMessage = jobstatev1alpha1.MaxMessageLength - 1024
+	maxDataBytes    = 512 << 10
 )
 
 // EventPayload is the data of the event types above.
@@ -147,12 +147,10 @@ func apply(js *jobstatev1alpha1.JobState, e stream.RecordedEvent) (reason, messa
 	if err := dec.Decode(&p); err != nil {
 		return RejectedMalformedData, fmt.Sprintf("data does not decode as an EventPayload: %v", err)
 	}
-	if len(p.Holder) > maxHolder {
-		return RejectedMalformedData, fmt.Sprintf("holder has %d characters, status.holder allows %d", len(p.Holder), maxHolder)
+	if len(p.Holder) > jobstatev1alpha1.MaxHolderLength {
+		return RejectedMalformedData, fmt.Sprintf("holder has %d characters, status.holder allows %d", len(p.Holder), jobstatev1alpha1.MaxHolderLength)
 	}
-	if len(p.Message) > maxMessage {
-		p.Message = p.Message[:maxMessage-3] + "..."
-	}
+	p.Message = text.Truncate(p.Message, maxEventMessage, "...")
 	fence := lifecycle.Fence{Holder: p.Holder, Attempt: p.Attempt}
 	// Whole seconds, as status stores times: the result must not depend on
 	// whether the previous event's state was re-read from the API server
@@ -214,19 +212,14 @@ func reject(js *jobstatev1alpha1.JobState, e stream.RecordedEvent, reason, messa
 		js.Status.Projection = &jobstatev1alpha1.ProjectionStatus{}
 	}
 	p := js.Status.Projection
-	if len(message) > 1024 {
-		message = message[:1021] + "..."
-	}
-	p.Rejected = append(p.Rejected, jobstatev1alpha1.RejectedEvent{Position: e.Position, Type: truncate(e.Type, 128), Reason: reason, Message: message})
-	if len(p.Rejected) > maxRejected {
-		p.Rejected = p.Rejected[len(p.Rejected)-maxRejected:]
+	p.Rejected = append(p.Rejected, jobstatev1alpha1.RejectedEvent{
+		Position: e.Position,
+		Type:     text.Truncate(e.Type, jobstatev1alpha1.MaxRejectedTypeLength, ""),
+		Reason:   reason,
+		Message:  text.Truncate(message, jobstatev1alpha1.MaxRejectedMessageLength, "..."),
+	})
+	if len(p.Rejected) > jobstatev1alpha1.MaxRejectedEvents {
+		p.Rejected = p.Rejected[len(p.Rejected)-jobstatev1alpha1.MaxRejectedEvents:]
 	}
 	p.RejectedCount++
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

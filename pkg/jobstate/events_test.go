@@ -22,6 +22,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -103,5 +104,36 @@ func TestProject(t *testing.T) {
 				t.Fatalf("second projection changed the status: %v", err)
 			}
 		})
+	}
+}
+
+// What an event puts into status is cut to the CRD's lengths in characters,
+// never in the middle of one: a byte cut would leave invalid UTF-8.
+func TestProjectTruncatesMultiByteText(t *testing.T) {
+	claim := jobstate.NewEvent(jobstate.EventClaimed, jobstate.EventPayload{Holder: "w1"})
+	unknown := stream.EventData{Type: strings.Repeat("語", 200), Data: map[string]any{}} // 600 bytes
+	done := jobstate.NewEvent(jobstate.EventSucceeded, jobstate.EventPayload{Holder: "w1", Attempt: 1, Message: strings.Repeat("é", 5000)})
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(t0)}}
+	if err := jobstate.Project(js, recordedAt(0, claim, unknown, done)); err != nil {
+		t.Fatal(err)
+	}
+	if js.Status.Phase != jobstatev1alpha1.PhaseSucceeded || len(js.Status.Projection.Rejected) != 1 {
+		t.Fatalf("phase %s, rejected %v; want Succeeded and the unknown type rejected", js.Status.Phase, js.Status.Projection.Rejected)
+	}
+	for _, tc := range []struct {
+		field string
+		s     string
+		max   int
+	}{
+		{"status.projection.rejected[0].type", js.Status.Projection.Rejected[0].Type, jobstatev1alpha1.MaxRejectedTypeLength},
+		{"status.projection.rejected[0].message", js.Status.Projection.Rejected[0].Message, jobstatev1alpha1.MaxRejectedMessageLength},
+		{"status.message", js.Status.Message, jobstatev1alpha1.MaxMessageLength},
+	} {
+		if n := utf8.RuneCountInString(tc.s); !utf8.ValidString(tc.s) || n > tc.max {
+			t.Errorf("%s: %d characters (at most %d), valid UTF-8 %t", tc.field, n, tc.max, utf8.ValidString(tc.s))
+		}
+	}
+	if got := js.Status.Projection.Rejected[0].Type; got != strings.Repeat("語", jobstatev1alpha1.MaxRejectedTypeLength) {
+		t.Errorf("rejected type %q, want the first %d characters", got, jobstatev1alpha1.MaxRejectedTypeLength)
 	}
 }

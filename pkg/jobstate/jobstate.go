@@ -59,8 +59,9 @@ type Options struct {
 	// (TTL, renew interval, acquire timeout). Identity is set by the Client.
 	Lease lease.Options
 
-	// LeaseClient creates, watches and updates those Leases. Default: the
-	// client given to New, if it can watch (client.WithWatch).
+	// LeaseClient creates, watches and updates those Leases, in every
+	// namespace. Default: the client given to New, if it can watch
+	// (client.WithWatch).
 	LeaseClient client.WithWatch
 }
 
@@ -74,11 +75,9 @@ type Client struct {
 	clock    clock.PassiveClock
 	recorder events.EventRecorder
 
-	leaseClient client.WithWatch
-	leaseOpts   lease.Options
-	mu          sync.Mutex
-	locks       map[string]*lease.Client // by namespace
-	policies    map[client.ObjectKey]policy
+	locks    *lease.Client // nil without a LeaseClient
+	mu       sync.Mutex
+	policies map[client.ObjectKey]policy
 }
 
 // maxPolicies bounds the policies a Client remembers.
@@ -107,8 +106,8 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if opts.Identity == "" {
 		return nil, errors.New("jobstate: Options.Identity is required: it is written to status.holder and must be unique per worker")
 	}
-	if len(opts.Identity) > 253 {
-		return nil, fmt.Errorf("jobstate: Options.Identity is %d characters, status.holder allows 253", len(opts.Identity))
+	if len(opts.Identity) > jobstatev1alpha1.MaxHolderLength {
+		return nil, fmt.Errorf("jobstate: Options.Identity is %d characters, status.holder allows %d", len(opts.Identity), jobstatev1alpha1.MaxHolderLength)
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -125,10 +124,9 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobstate: %w", err)
 	}
-	leaseOpts := opts.Lease
-	leaseOpts.Identity = opts.Identity
-	if opts.LeaseClient == nil {
-		opts.LeaseClient, _ = c.(client.WithWatch)
+	locks, err := newLocks(c, opts)
+	if err != nil {
+		return nil, err
 	}
 	reader := opts.Update.LiveReader
 	if reader == nil {
@@ -136,9 +134,26 @@ func New(c client.Client, opts Options) (*Client, error) {
 	}
 	return &Client{
 		status: status, spec: spec, reader: reader, identity: opts.Identity, clock: opts.Clock, recorder: opts.Recorder,
-		leaseClient: opts.LeaseClient, leaseOpts: leaseOpts,
-		locks: map[string]*lease.Client{}, policies: map[client.ObjectKey]policy{},
+		locks: locks, policies: map[client.ObjectKey]policy{},
 	}, nil
+}
+
+// newLocks returns the lease.Client of opts.LeaseClient (by default c, if it
+// can watch), or nil if there is none.
+func newLocks(c client.Client, opts Options) (*lease.Client, error) {
+	if opts.LeaseClient == nil {
+		opts.LeaseClient, _ = c.(client.WithWatch)
+	}
+	if opts.LeaseClient == nil {
+		return nil, nil
+	}
+	leaseOpts := opts.Lease
+	leaseOpts.Identity = opts.Identity
+	locks, err := lease.New(opts.LeaseClient, leaseOpts)
+	if err != nil {
+		return nil, fmt.Errorf("jobstate: %w", err)
+	}
+	return locks, nil
 }
 
 // Claim starts the next attempt of a Pending job for this worker: phase
@@ -292,13 +307,13 @@ var LockToken = update.TokenField[*jobstatev1alpha1.JobState]{
 // withLock runs fn while holding the JobState's Lease, with a context that
 // ends if the lock is lost.
 func (c *Client) withLock(ctx context.Context, key client.ObjectKey, uid types.UID, fn func(ctx context.Context, token int64) error) error {
-	locks, err := c.lockClient(key.Namespace)
-	if err != nil {
-		return err
+	if c.locks == nil {
+		return errors.New("jobstate: a JobState with lockPolicy Lease needs a client that can watch Leases: set Options.LeaseClient")
 	}
 	owner := &jobstatev1alpha1.JobState{}
 	owner.Namespace, owner.Name, owner.UID = key.Namespace, key.Name, uid
-	lock, err := locks.Acquire(ctx, LeaseName(key.Name), lease.WithOwner(owner))
+	leaseKey := client.ObjectKey{Namespace: key.Namespace, Name: LeaseName(key.Name)}
+	lock, err := c.locks.Acquire(ctx, leaseKey, lease.WithOwner(owner))
 	if err != nil {
 		return fmt.Errorf("locking JobState %s (lockPolicy Lease): %w", key, err)
 	}
@@ -319,23 +334,6 @@ func (c *Client) withLock(ctx context.Context, key client.ObjectKey, uid types.U
 		err = fn(ctx, lock.Token())
 	}
 	return err
-}
-
-func (c *Client) lockClient(namespace string) (*lease.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l := c.locks[namespace]; l != nil {
-		return l, nil
-	}
-	if c.leaseClient == nil {
-		return nil, errors.New("jobstate: a JobState with lockPolicy Lease needs a client that can watch Leases: set Options.LeaseClient")
-	}
-	l, err := lease.New(c.leaseClient, namespace, c.leaseOpts)
-	if err != nil {
-		return nil, fmt.Errorf("jobstate: %w", err)
-	}
-	c.locks[namespace] = l
-	return l, nil
 }
 
 // policy returns the remembered lockPolicy of the JobState, reading it live

@@ -109,11 +109,11 @@ func TestLeasePolicyStaleHolderIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The stale holder took the lock first (token 1), then paused.
-	locks, err := lease.New(env.Client, key.Namespace, lease.Options{Identity: "stale", TTL: time.Second, RenewInterval: 300 * time.Millisecond})
+	locks, err := lease.New(env.Client, lease.Options{Identity: "stale", TTL: time.Second, RenewInterval: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale, err := locks.Acquire(t.Context(), jobstate.LeaseName(key.Name))
+	stale, err := locks.Acquire(t.Context(), client.ObjectKey{Namespace: key.Namespace, Name: jobstate.LeaseName(key.Name)})
 	if err != nil {
 		t.Fatal(err)
 	}

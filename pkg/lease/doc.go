@@ -16,7 +16,15 @@ limitations under the License.
 
 // Package lease is a distributed lock on coordination.k8s.io/v1 Lease
 // objects: Acquire blocks until the lock is held (or a timeout passes),
-// TryAcquire returns at once, Release hands it over.
+// TryAcquire returns at once, Release hands it over. A Client serves one
+// holder identity in every namespace: each call names its Lease by a
+// client.ObjectKey, so one Client (and one client cache) per process does.
+//
+// The holder's own writes of its Lease — renewals and the release — go
+// through pkg/update: a conflict re-reads the Lease live and writes again
+// after a backoff, and an action that finds the Lease no longer ours stops
+// the retries. Acquiring does not: its conflicts are lost races that send
+// the waiter back to reading and watching, not writes to repeat.
 //
 // What it guarantees:
 //   - Mutual exclusion among live holders: acquiring is a write with the

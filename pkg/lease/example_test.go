@@ -23,6 +23,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jobstate-dev/jobstate/pkg/lease"
 	"github.com/jobstate-dev/jobstate/pkg/update"
@@ -33,11 +34,12 @@ import (
 // and does not know yet that it lost it.
 func Example() {
 	ctx := context.Background()
-	locks, err := lease.New(env.Client, "default", lease.Options{Identity: "report-writer-1"})
+	// One Client per process serves every namespace.
+	locks, err := lease.New(env.Client, lease.Options{Identity: "report-writer-1"})
 	if err != nil {
 		panic(err)
 	}
-	lock, err := locks.Acquire(ctx, "monthly-report")
+	lock, err := locks.Acquire(ctx, client.ObjectKey{Namespace: "default", Name: "monthly-report"})
 	if err != nil {
 		panic(err)
 	}

@@ -49,21 +49,21 @@ const tokenKey = "lease.test/token"
 
 var tokenField = update.AnnotationToken[*corev1.ConfigMap](tokenKey)
 
-func newClient(t *testing.T, ns, identity string, opts lease.Options) *lease.Client {
+func newClient(t *testing.T, identity string, opts lease.Options) *lease.Client {
 	t.Helper()
 	opts.Identity = identity
-	c, err := lease.New(env.Client, ns, opts)
+	c, err := lease.New(env.Client, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func acquire(t *testing.T, c *lease.Client, ctx context.Context, name string, opts ...lease.AcquireOption) *lease.Lock {
+func acquire(t *testing.T, c *lease.Client, ctx context.Context, key client.ObjectKey, opts ...lease.AcquireOption) *lease.Lock {
 	t.Helper()
-	l, err := c.Acquire(ctx, name, opts...)
+	l, err := c.Acquire(ctx, key, opts...)
 	if err != nil {
-		t.Fatalf("%s: Acquire(%s): %v", c.Identity(), name, err)
+		t.Fatalf("%s: Acquire(%s): %v", c.Identity(), key, err)
 	}
 	return l
 }
@@ -165,7 +165,7 @@ func incrementAll(t *testing.T, locked bool) (n int, overlaps int64) {
 	newConfigMap(t, ns, "counter", map[string]string{"n": "0"})
 	clients := make([]*lease.Client, incrementers)
 	for w := range clients {
-		clients[w] = newClient(t, ns, fmt.Sprintf("incrementer-%d", w), lease.Options{})
+		clients[w] = newClient(t, fmt.Sprintf("incrementer-%d", w), lease.Options{})
 	}
 
 	var holders, overlapped, failed atomic.Int64
@@ -199,7 +199,7 @@ func incrementAll(t *testing.T, locked bool) (n int, overlaps int64) {
 					}
 					continue
 				}
-				l, err := clients[w].Acquire(ctx, "counter")
+				l, err := clients[w].Acquire(ctx, client.ObjectKey{Namespace: ns, Name: "counter"})
 				if err != nil {
 					fail(err)
 					return
@@ -262,17 +262,17 @@ func TestCrashedHolderIsTakenOverAndFenced(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	opts := lease.Options{TTL: 2 * time.Second, RenewInterval: 500 * time.Millisecond}
-	a, b := newClient(t, ns, "a", opts), newClient(t, ns, "b", opts)
+	a, b := newClient(t, "a", opts), newClient(t, "b", opts)
 
 	newConfigMap(t, ns, "guarded", nil)
-	la := acquire(t, a, ctx, "crash")
+	la := acquire(t, a, ctx, client.ObjectKey{Namespace: ns, Name: "crash"})
 	if err := guardedWrite(ctx, ns, "guarded", la.Token(), "a"); err != nil {
 		t.Fatalf("A's guarded write: %v", err)
 	}
 	la.CrashForTest()
 
 	start := time.Now()
-	lb := acquire(t, b, ctx, "crash")
+	lb := acquire(t, b, ctx, client.ObjectKey{Namespace: ns, Name: "crash"})
 	waited := time.Since(start)
 	if waited < 1500*time.Millisecond || waited >= 15*time.Second {
 		t.Errorf("B acquired after %s, want about the TTL %s (at least 1.5s, under 15s)", waited, opts.TTL)
@@ -318,7 +318,7 @@ func TestLostWhenTakenOver(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	opts := lease.Options{TTL: 10 * time.Second, RenewInterval: 300 * time.Millisecond}
-	la := acquire(t, newClient(t, ns, "a", opts), ctx, "taken")
+	la := acquire(t, newClient(t, "a", opts), ctx, client.ObjectKey{Namespace: ns, Name: "taken"})
 
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		l := getLease(t, ns, "taken")
@@ -353,11 +353,11 @@ func TestLostWhenTakenOver(t *testing.T) {
 func TestReleaseOnContextCancel(t *testing.T) {
 	ns := env.Namespace(t)
 	opts := lease.Options{TTL: 15 * time.Second}
-	a, b := newClient(t, ns, "a", opts), newClient(t, ns, "b", opts)
+	a, b := newClient(t, "a", opts), newClient(t, "b", opts)
 
 	// Without a waiter: the holder is cleared.
 	ctx, cancel := context.WithCancel(t.Context())
-	la := acquire(t, a, ctx, "cancel")
+	la := acquire(t, a, ctx, client.ObjectKey{Namespace: ns, Name: "cancel"})
 	cancel()
 	if !eventually(5*time.Second, func() bool { return holderOf(getLease(t, ns, "cancel")) == "" }) {
 		t.Fatalf("Lease still held by %q 5s after the context was cancelled", holderOf(getLease(t, ns, "cancel")))
@@ -372,10 +372,10 @@ func TestReleaseOnContextCancel(t *testing.T) {
 	// With a waiter: it gets the lock.
 	ctx, cancel = context.WithCancel(t.Context())
 	defer cancel()
-	acquire(t, a, ctx, "cancel")
+	acquire(t, a, ctx, client.ObjectKey{Namespace: ns, Name: "cancel"})
 	got := make(chan *lease.Lock, 1)
 	go func() {
-		l, err := b.Acquire(t.Context(), "cancel")
+		l, err := b.Acquire(t.Context(), client.ObjectKey{Namespace: ns, Name: "cancel"})
 		if err != nil {
 			t.Errorf("waiter's Acquire: %v", err)
 		}
@@ -399,7 +399,7 @@ func TestHandoffIsWatchDriven(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	opts := lease.Options{TTL: 15 * time.Second}
-	la := acquire(t, newClient(t, ns, "a", opts), ctx, "handoff")
+	la := acquire(t, newClient(t, "a", opts), ctx, client.ObjectKey{Namespace: ns, Name: "handoff"})
 
 	type result struct {
 		l  *lease.Lock
@@ -407,7 +407,7 @@ func TestHandoffIsWatchDriven(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		l, err := newClient(t, ns, "b", opts).Acquire(ctx, "handoff")
+		l, err := newClient(t, "b", opts).Acquire(ctx, client.ObjectKey{Namespace: ns, Name: "handoff"})
 		if err != nil {
 			t.Errorf("B's Acquire: %v", err)
 		}
@@ -442,12 +442,12 @@ func TestHandoffIsWatchDriven(t *testing.T) {
 func TestAcquireTimeout(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	la := acquire(t, newClient(t, ns, "holder-a", lease.Options{}), ctx, "busy")
+	la := acquire(t, newClient(t, "holder-a", lease.Options{}), ctx, client.ObjectKey{Namespace: ns, Name: "busy"})
 	defer release(t, la)
-	b := newClient(t, ns, "b", lease.Options{AcquireTimeout: 300 * time.Millisecond})
+	b := newClient(t, "b", lease.Options{AcquireTimeout: 300 * time.Millisecond})
 
 	start := time.Now()
-	l, err := b.Acquire(ctx, "busy")
+	l, err := b.Acquire(ctx, client.ObjectKey{Namespace: ns, Name: "busy"})
 	waited := time.Since(start)
 	if err == nil {
 		release(t, l)
@@ -463,7 +463,7 @@ func TestAcquireTimeout(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", err)
 	}
-	if te.Name != "busy" || te.Holder != "holder-a" {
+	if te.Key != (client.ObjectKey{Namespace: ns, Name: "busy"}) || te.Holder != "holder-a" {
 		t.Errorf("TimeoutError = %+v, want Name busy, Holder holder-a", te)
 	}
 	for _, s := range []string{"busy", "holder-a"} {
@@ -486,11 +486,11 @@ func TestAcquireTimeout(t *testing.T) {
 func TestTryAcquire(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	a := newClient(t, ns, "a", lease.Options{})
-	b := newClient(t, ns, "b", lease.Options{})
+	a := newClient(t, "a", lease.Options{})
+	b := newClient(t, "b", lease.Options{})
 
 	lb := func() *lease.Lock {
-		l, err := b.TryAcquire(ctx, "fresh")
+		l, err := b.TryAcquire(ctx, client.ObjectKey{Namespace: ns, Name: "fresh"})
 		if err != nil {
 			t.Fatalf("TryAcquire of a never taken lock: %v", err)
 		}
@@ -498,9 +498,9 @@ func TestTryAcquire(t *testing.T) {
 	}()
 	release(t, lb)
 
-	la := acquire(t, a, ctx, "try")
+	la := acquire(t, a, ctx, client.ObjectKey{Namespace: ns, Name: "try"})
 	start := time.Now()
-	l, err := b.TryAcquire(ctx, "try")
+	l, err := b.TryAcquire(ctx, client.ObjectKey{Namespace: ns, Name: "try"})
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("TryAcquire of a held lock took %s, want at once", d)
 	}
@@ -509,7 +509,7 @@ func TestTryAcquire(t *testing.T) {
 		t.Fatal("TryAcquire took a lock A holds")
 	}
 	var held *lease.HeldError
-	if !errors.As(err, &held) || held.Holder != "a" || held.Name != "try" {
+	if !errors.As(err, &held) || held.Holder != "a" || held.Key != (client.ObjectKey{Namespace: ns, Name: "try"}) {
 		t.Fatalf("err = %v, want *lease.HeldError{Name: try, Holder: a}", err)
 	}
 	if !errors.Is(err, lease.ErrHeld) {
@@ -517,7 +517,7 @@ func TestTryAcquire(t *testing.T) {
 	}
 
 	release(t, la)
-	l, err = b.TryAcquire(ctx, "try")
+	l, err = b.TryAcquire(ctx, client.ObjectKey{Namespace: ns, Name: "try"})
 	if err != nil {
 		t.Fatalf("TryAcquire of a released lock: %v", err)
 	}
@@ -529,10 +529,10 @@ func TestTryAcquire(t *testing.T) {
 func TestTokensGrow(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	clients := []*lease.Client{newClient(t, ns, "a", lease.Options{}), newClient(t, ns, "b", lease.Options{})}
+	clients := []*lease.Client{newClient(t, "a", lease.Options{}), newClient(t, "b", lease.Options{})}
 	var tokens []int64
 	for i := range 5 {
-		l := acquire(t, clients[i%2], ctx, "tokens")
+		l := acquire(t, clients[i%2], ctx, client.ObjectKey{Namespace: ns, Name: "tokens"})
 		tokens = append(tokens, l.Token())
 		release(t, l)
 	}
@@ -549,22 +549,26 @@ func TestTokensGrow(t *testing.T) {
 }
 
 // TestAcquireAllUnderContention: 6 holders × 10 AcquireAll calls of
-// overlapping subsets of 4 locks all succeed (60 in all) without deadlock,
-// and no lock ever has two holders at once (0 overlaps).
+// overlapping subsets of 4 locks in two namespaces all succeed (60 in all)
+// without deadlock, and no lock ever has two holders at once (0 overlaps).
 func TestAcquireAllUnderContention(t *testing.T) {
 	const holders, rounds = 6, 10
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	ns := env.Namespace(t)
-	names := []string{"a", "b", "c", "d"}
-	inside := map[string]*atomic.Int64{}
-	for _, name := range names {
-		inside[name] = &atomic.Int64{}
+	ns1, ns2 := env.Namespace(t), env.Namespace(t)
+	if ns2 < ns1 {
+		ns1, ns2 = ns2, ns1
+	}
+	// In sorted order: by namespace, then name.
+	names := []client.ObjectKey{{Namespace: ns1, Name: "b"}, {Namespace: ns1, Name: "d"}, {Namespace: ns2, Name: "a"}, {Namespace: ns2, Name: "c"}}
+	inside := map[client.ObjectKey]*atomic.Int64{}
+	for _, key := range names {
+		inside[key] = &atomic.Int64{}
 	}
 	var succeeded, overlapped atomic.Int64
 	var wg sync.WaitGroup
 	for h := range holders {
-		c := newClient(t, ns, fmt.Sprintf("holder-%d", h), lease.Options{})
+		c := newClient(t, fmt.Sprintf("holder-%d", h), lease.Options{})
 		wg.Go(func() {
 			for range rounds {
 				subset := slices.Clone(names)
@@ -575,21 +579,22 @@ func TestAcquireAllUnderContention(t *testing.T) {
 					t.Errorf("%s: AcquireAll(%v): %v", c.Identity(), subset, err)
 					return
 				}
-				got := make([]string, len(locks))
+				got := make([]client.ObjectKey, len(locks))
 				for i, l := range locks {
-					got[i] = l.Name()
+					got[i] = l.Key()
 				}
-				if want := slices.Sorted(slices.Values(subset)); !slices.Equal(got, want) {
+				want := slices.DeleteFunc(slices.Clone(names), func(k client.ObjectKey) bool { return !slices.Contains(subset, k) })
+				if !slices.Equal(got, want) {
 					t.Errorf("AcquireAll(%v) returned %v, want %v", subset, got, want)
 				}
-				for _, name := range got {
-					if inside[name].Add(1) > 1 {
+				for _, key := range got {
+					if inside[key].Add(1) > 1 {
 						overlapped.Add(1)
 					}
 				}
 				time.Sleep(5 * time.Millisecond) // Hold briefly.
-				for _, name := range got {
-					inside[name].Add(-1)
+				for _, key := range got {
+					inside[key].Add(-1)
 				}
 				if err := locks.Release(ctx); err != nil {
 					t.Errorf("Release: %v", err)
@@ -613,8 +618,8 @@ func TestWithOwner(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	owner := newConfigMap(t, ns, "owner", nil)
-	c := newClient(t, ns, "a", lease.Options{Labels: map[string]string{"app": "test"}})
-	release(t, acquire(t, c, ctx, "owned", lease.WithOwner(owner)))
+	c := newClient(t, "a", lease.Options{Labels: map[string]string{"app": "test"}})
+	release(t, acquire(t, c, ctx, client.ObjectKey{Namespace: ns, Name: "owned"}, lease.WithOwner(owner)))
 
 	l := getLease(t, ns, "owned")
 	if len(l.OwnerReferences) != 1 {
@@ -634,30 +639,35 @@ func TestWithOwner(t *testing.T) {
 
 func TestOptionsAreValidated(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		namespace string
-		opts      lease.Options
+		name string
+		opts lease.Options
 	}{
-		{"missing identity", "ns", lease.Options{}},
-		{"TTL below 1s", "ns", lease.Options{Identity: "a", TTL: 500 * time.Millisecond}},
-		{"TTL not whole seconds", "ns", lease.Options{Identity: "a", TTL: 1500 * time.Millisecond}},
-		{"RenewInterval equal to TTL", "ns", lease.Options{Identity: "a", TTL: 2 * time.Second, RenewInterval: 2 * time.Second}},
-		{"RenewInterval above TTL", "ns", lease.Options{Identity: "a", TTL: 2 * time.Second, RenewInterval: 3 * time.Second}},
-		{"RenewInterval above TTL/3", "ns", lease.Options{Identity: "a", TTL: 3 * time.Second, RenewInterval: 1500 * time.Millisecond}},
-		{"negative RenewInterval", "ns", lease.Options{Identity: "a", RenewInterval: -time.Second}},
-		{"negative AcquireTimeout", "ns", lease.Options{Identity: "a", AcquireTimeout: -time.Second}},
-		{"empty namespace", "", lease.Options{Identity: "a"}},
+		{"missing identity", lease.Options{}},
+		{"TTL below 1s", lease.Options{Identity: "a", TTL: 500 * time.Millisecond}},
+		{"TTL not whole seconds", lease.Options{Identity: "a", TTL: 1500 * time.Millisecond}},
+		{"RenewInterval equal to TTL", lease.Options{Identity: "a", TTL: 2 * time.Second, RenewInterval: 2 * time.Second}},
+		{"RenewInterval above TTL", lease.Options{Identity: "a", TTL: 2 * time.Second, RenewInterval: 3 * time.Second}},
+		{"RenewInterval above TTL/3", lease.Options{Identity: "a", TTL: 3 * time.Second, RenewInterval: 1500 * time.Millisecond}},
+		{"negative RenewInterval", lease.Options{Identity: "a", RenewInterval: -time.Second}},
+		{"negative AcquireTimeout", lease.Options{Identity: "a", AcquireTimeout: -time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := lease.New(env.Client, tc.namespace, tc.opts); err == nil {
-				t.Errorf("New(%q, %+v) accepted invalid options", tc.namespace, tc.opts)
+			if _, err := lease.New(env.Client, tc.opts); err == nil {
+				t.Errorf("New(%+v) accepted invalid options", tc.opts)
 			}
 		})
 	}
-	if _, err := lease.New(nil, "ns", lease.Options{Identity: "a"}); err == nil {
+	if _, err := lease.New(nil, lease.Options{Identity: "a"}); err == nil {
 		t.Error("New accepted a nil client")
 	}
-	if _, err := lease.New(env.Client, "ns", lease.Options{Identity: "a"}); err != nil {
-		t.Errorf("New with only an identity: %v", err)
+	c, err := lease.New(env.Client, lease.Options{Identity: "a"})
+	if err != nil {
+		t.Fatalf("New with only an identity: %v", err)
+	}
+	for _, key := range []client.ObjectKey{{Name: "no-namespace"}, {Namespace: "ns"}} {
+		if l, err := c.TryAcquire(t.Context(), key); err == nil {
+			release(t, l)
+			t.Errorf("TryAcquire(%+v) accepted a key without namespace or name", key)
+		}
 	}
 }

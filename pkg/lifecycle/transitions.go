@@ -74,8 +74,8 @@ func DoHeartbeat(js *jobstatev1alpha1.JobState, f Fence, progress int32, now tim
 	if err := checkFence(s, f); err != nil {
 		return err
 	}
-	if progress < 0 || progress > 100 {
-		return fmt.Errorf("heartbeat: progress %d is out of range 0-100", progress)
+	if progress < 0 || progress > jobstatev1alpha1.MaxProgress {
+		return fmt.Errorf("heartbeat: progress %d is out of range 0-%d", progress, jobstatev1alpha1.MaxProgress)
 	}
 	t := metav1.NewTime(now)
 	s.LastHeartbeatTime = &t
@@ -92,7 +92,7 @@ func DoSucceed(js *jobstatev1alpha1.JobState, f Fence, message string, now time.
 	if message == "" {
 		message = fmt.Sprintf("Attempt %d succeeded", s.Attempt)
 	}
-	s.Progress = 100
+	s.Progress = jobstatev1alpha1.MaxProgress
 	finish(js, jobstatev1alpha1.PhaseSucceeded, jobstatev1alpha1.ReasonSucceeded, message, now)
 	return nil
 }
@@ -149,17 +149,18 @@ func DoCancel(js *jobstatev1alpha1.JobState, message string, now time.Time) erro
 // BackoffLimit is spec.backoffLimit with its API default applied.
 func BackoffLimit(js *jobstatev1alpha1.JobState) int32 {
 	if js.Spec.BackoffLimit == nil {
-		return 3
+		return jobstatev1alpha1.DefaultBackoffLimit
 	}
 	return *js.Spec.BackoffLimit
 }
 
 // HeartbeatTimeout is spec.heartbeatTimeoutSeconds with its API default.
 func HeartbeatTimeout(js *jobstatev1alpha1.JobState) time.Duration {
-	if js.Spec.HeartbeatTimeoutSeconds == nil {
-		return 60 * time.Second
+	seconds := jobstatev1alpha1.DefaultHeartbeatTimeoutSeconds
+	if js.Spec.HeartbeatTimeoutSeconds != nil {
+		seconds = *js.Spec.HeartbeatTimeoutSeconds
 	}
-	return time.Duration(*js.Spec.HeartbeatTimeoutSeconds) * time.Second
+	return time.Duration(seconds) * time.Second
 }
 
 // endAttempt moves a Running job whose attempt ended unsuccessfully back to

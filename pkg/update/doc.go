@@ -23,9 +23,10 @@ limitations under the License.
 // compare-and-swap) rejects the write with 409 Conflict if anyone else wrote
 // in between. On Conflict the object is re-read live from the API server —
 // never from an informer cache, which may be behind — and the action is
-// applied again to the fresh copy. Retries run through client-go's
-// retry.OnError (the function behind retry.RetryOnConflict) with a jittered
-// exponential backoff.
+// applied again to the fresh copy. Retries follow a jittered exponential
+// backoff (a wait.Backoff, as client-go's retry.RetryOnConflict takes) that
+// grows and then stays flat until the attempts or the time run out; the
+// sleeps are on an injectable clock (Options.Clock).
 //
 // Two things make it fast without weakening that guarantee:
 //

@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -456,12 +457,10 @@ func TestOptionsAreValidated(t *testing.T) {
 	}{
 		{"negative attempts", update.Options{MaxAttempts: -1}},
 		{"negative timeout", update.Options{Timeout: -time.Second}},
-		{"backoff cap", update.Options{Backoff: update.DefaultBackoff, MaxAttempts: 3}},
+		{"backoff cap below duration", update.Options{Backoff: wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Millisecond}}},
+		{"negative backoff cap", update.Options{Backoff: wait.Backoff{Duration: time.Second, Cap: -time.Second}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "backoff cap" {
-				tc.opts.Backoff.Cap = time.Second
-			}
 			if _, err := update.New[*jobstatev1alpha1.JobState](env.Client, tc.opts); err == nil {
 				t.Errorf("New(%+v) accepted invalid options", tc.opts)
 			}

@@ -185,7 +185,7 @@ func (b *bench) leaseHandoffs(ctx context.Context, ns string, n int, r *handoffR
 			},
 		})
 		var err error
-		cand.locks, err = lease.New(c, ns, lease.Options{Identity: identity, AcquireTimeout: handoffTimeout})
+		cand.locks, err = lease.New(c, lease.Options{Identity: identity, AcquireTimeout: handoffTimeout})
 		return cand, err
 	}
 	holder, err := newCandidate("bench-a")
@@ -198,8 +198,8 @@ func (b *bench) leaseHandoffs(ctx context.Context, ns string, n int, r *handoffR
 		r.err = err
 		return
 	}
-	const name = "bench-handoff"
-	lock, err := holder.locks.Acquire(ctx, name)
+	key := client.ObjectKey{Namespace: ns, Name: "bench-handoff"}
+	lock, err := holder.locks.Acquire(ctx, key)
 	if err != nil {
 		r.err = err
 		return
@@ -213,7 +213,7 @@ func (b *bench) leaseHandoffs(ctx context.Context, ns string, n int, r *handoffR
 		}
 		got := make(chan acquisition, 1)
 		go func() {
-			l, err := waiter.locks.Acquire(ctx, name)
+			l, err := waiter.locks.Acquire(ctx, key)
 			at := time.Now()
 			if err == nil {
 				held.acquired()

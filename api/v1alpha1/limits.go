@@ -1,0 +1,43 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// Defaults and bounds of the JobState API that code relies on. Each is also
+// written as a literal in a +kubebuilder marker in jobstate_types.go, since
+// markers cannot name constants; limits_test.go checks every one against the
+// generated CRD, so the two cannot drift apart. Lengths count characters
+// (Unicode code points), as the API server's maxLength does.
+const (
+	// DefaultBackoffLimit is spec.backoffLimit's default.
+	DefaultBackoffLimit int32 = 3
+	// DefaultHeartbeatTimeoutSeconds is spec.heartbeatTimeoutSeconds'
+	// default.
+	DefaultHeartbeatTimeoutSeconds int32 = 60
+	// MaxProgress is status.progress's maximum: the job is done.
+	MaxProgress int32 = 100
+	// MaxHolderLength is status.holder's maxLength.
+	MaxHolderLength = 253
+	// MaxMessageLength is status.message's maxLength.
+	MaxMessageLength = 4096
+	// MaxRejectedEvents is status.projection.rejected's maxItems.
+	MaxRejectedEvents = 16
+	// MaxRejectedTypeLength is status.projection.rejected[].type's maxLength.
+	MaxRejectedTypeLength = 128
+	// MaxRejectedMessageLength is status.projection.rejected[].message's
+	// maxLength.
+	MaxRejectedMessageLength = 1024
+)
