@@ -43,7 +43,9 @@ limitations under the License.
 //     that event is projected.
 //   - EventStreamReconciler is the one that seals streams: it calls
 //     stream.Client.Seal before each status write of a stream.
-//     JobStateReconciler only reads streams and appends to them.
+//     JobStateReconciler only reads streams and appends to them. Each holds
+//     one stream.Client for every namespace (the EventStream reconciler's a
+//     Sealer), so appends and seals of one stream group-commit.
 //   - Timers are RequeueAfter; input that retrying cannot fix (events lost
 //     to retention, a stream recreated behind the projection) is a
 //     reconcile.TerminalError. Deletes (the TTL, retention) carry a UID or

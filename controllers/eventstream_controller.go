@@ -58,7 +58,8 @@ type EventStreamReconciler struct {
 	// Recorder records Events on streams. Default: the manager's.
 	Recorder events.EventRecorder
 
-	streams *streamClients
+	// streams seals the streams of every namespace, as the sealer.
+	streams *stream.Client
 	status  *update.Updater[*jobstatev1alpha1.EventStream]
 
 	// attempts: when each stream's status was last attempted. On a busy
@@ -209,11 +210,7 @@ func (r *EventStreamReconciler) forget(key client.ObjectKey) {
 // seal seals the head of a stream (see stream.Client.Seal): a status write
 // must not directly follow an append. It returns the stream as stored now.
 func (r *EventStreamReconciler) seal(ctx context.Context, es *jobstatev1alpha1.EventStream) (*jobstatev1alpha1.EventStream, error) {
-	sc, err := r.streams.get(es.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	sealed, _, err := sc.Seal(ctx, es.Name)
+	sealed, _, err := r.streams.Seal(ctx, client.ObjectKeyFromObject(es))
 	if err != nil {
 		return nil, fmt.Errorf("sealing the head: %w", err)
 	}
@@ -371,40 +368,14 @@ func (r *EventStreamReconciler) init() error {
 	if r.StatusInterval == 0 {
 		r.StatusInterval = DefaultStatusInterval
 	}
-	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock, true)
 	r.attempts = map[client.ObjectKey]time.Time{}
 	var err error
+	// The sealer: the controller's identity is the one config/admission
+	// lets seal.
+	r.streams, err = stream.New(r.Client, stream.Options{Clock: r.Clock, Update: update.Options{LiveReader: r.APIReader}, Sealer: true})
+	if err != nil {
+		return err
+	}
 	r.status, err = update.New[*jobstatev1alpha1.EventStream](r.Client, update.Options{Status: true, LiveReader: r.APIReader})
 	return err
-}
-
-// streamClients holds a stream.Client per namespace, shared by the
-// reconcilers' workers so that their appends and seals group-commit.
-type streamClients struct {
-	c      client.Client
-	reader client.Reader
-	clock  clock.PassiveClock
-	sealer bool
-	mu     sync.Mutex
-	by     map[string]*stream.Client
-}
-
-// newStreamClients: sealer for the EventStream controller's, whose identity
-// is the one config/admission lets seal.
-func newStreamClients(c client.Client, reader client.Reader, clk clock.PassiveClock, sealer bool) *streamClients {
-	return &streamClients{c: c, reader: reader, clock: clk, sealer: sealer, by: map[string]*stream.Client{}}
-}
-
-func (s *streamClients) get(namespace string) (*stream.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sc := s.by[namespace]; sc != nil {
-		return sc, nil
-	}
-	sc, err := stream.New(s.c, namespace, stream.Options{Clock: s.clock, Update: update.Options{LiveReader: s.reader}, Sealer: s.sealer})
-	if err != nil {
-		return nil, err
-	}
-	s.by[namespace] = sc
-	return sc, nil
 }

@@ -58,7 +58,7 @@ func newStreamHarness(t *testing.T) *streamHarness {
 	}
 	ns := env.Namespace(t)
 	var err error
-	if h.client, err = stream.New(env.Client, ns, stream.Options{Clock: h.clock, Sealer: true}); err != nil {
+	if h.client, err = stream.New(env.Client, stream.Options{Clock: h.clock, Sealer: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.key = client.ObjectKey{Namespace: ns, Name: "orders"}
@@ -68,7 +68,7 @@ func newStreamHarness(t *testing.T) *streamHarness {
 func (h *streamHarness) append(n int) {
 	h.t.Helper()
 	for i := range n {
-		if _, err := h.client.Append(h.t.Context(), h.key.Name, []stream.EventData{{Type: "Placed", Data: map[string]int{"order": i}}}, stream.AppendOptions{}); err != nil {
+		if _, err := h.client.Append(h.t.Context(), h.key, []stream.EventData{{Type: "Placed", Data: map[string]int{"order": i}}}, stream.AppendOptions{}); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -97,7 +97,7 @@ func (h *streamHarness) get() *jobstatev1alpha1.EventStream {
 // CRD refuses other writes until then), and returns the stream.
 func (h *streamHarness) sealedStream() *jobstatev1alpha1.EventStream {
 	h.t.Helper()
-	if _, _, err := h.client.Seal(h.t.Context(), h.key.Name); err != nil {
+	if _, _, err := h.client.Seal(h.t.Context(), h.key); err != nil {
 		h.t.Fatal(err)
 	}
 	return h.get()
@@ -105,7 +105,7 @@ func (h *streamHarness) sealedStream() *jobstatev1alpha1.EventStream {
 
 func (h *streamHarness) read() []stream.RecordedEvent {
 	h.t.Helper()
-	events, err := h.client.Read(h.t.Context(), h.key.Name, 0, 1<<20)
+	events, err := h.client.Read(h.t.Context(), h.key, 0, 1<<20)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestEventStreamStatus(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != jobstatev1alpha1.ReasonSegmentMissing {
 		t.Fatalf("SegmentsComplete after deleting %s = %+v", segs[1].Name, c)
 	}
-	if _, err := h.client.Read(t.Context(), h.key.Name, 0, 1<<20); err == nil {
+	if _, err := h.client.Read(t.Context(), h.key, 0, 1<<20); err == nil {
 		t.Fatal("reading across a deleted segment succeeded")
 	}
 }
@@ -268,17 +268,18 @@ func TestTheControllerSealsForWorkers(t *testing.T) {
 	})
 	defer func() { cancel(); wg.Wait() }()
 
-	worker, err := stream.New(env.ClientAs(t, ns, "worker", "worker_role.yaml"), ns, stream.Options{})
+	worker, err := stream.New(env.ClientAs(t, ns, "worker", "worker_role.yaml"), stream.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	busy := client.ObjectKey{Namespace: ns, Name: "busy"}
 	const writers, each = 4, 100
 	var failed atomic.Int32
 	var appenders sync.WaitGroup
 	for w := range writers {
 		appenders.Go(func() {
 			for i := range each {
-				if _, err := worker.Append(ctx, "busy", []stream.EventData{{Type: "Ticked", Data: map[string]int{"w": w, "i": i}}}, stream.AppendOptions{}); err != nil {
+				if _, err := worker.Append(ctx, busy, []stream.EventData{{Type: "Ticked", Data: map[string]int{"w": w, "i": i}}}, stream.AppendOptions{}); err != nil {
 					failed.Add(1)
 					t.Errorf("writer %d append %d: %v", w, i, err)
 					return
@@ -290,7 +291,7 @@ func TestTheControllerSealsForWorkers(t *testing.T) {
 	if failed.Load() > 0 {
 		t.Fatalf("%d appends failed", failed.Load())
 	}
-	read, err := worker.Read(ctx, "busy", 0, 1000)
+	read, err := worker.Read(ctx, busy, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestTheControllerSealsForWorkers(t *testing.T) {
 		t.Fatalf("read %d events, want exactly %d", len(read), writers*each)
 	}
 	es := &jobstatev1alpha1.EventStream{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "busy"}, es); err != nil {
+	if err := env.Client.Get(ctx, busy, es); err != nil {
 		t.Fatal(err)
 	}
 	segs, err := stream.ListSegments(ctx, env.Client, es)

@@ -65,8 +65,9 @@ type JobStateReconciler struct {
 	// event-sourced JobState applies at most. Default DefaultProjectionBatch.
 	ProjectionBatch int
 
-	// streams reads the EventStreams of event-sourced JobStates.
-	streams *streamClients
+	// streams reads and appends to the EventStreams of event-sourced
+	// JobStates, in every namespace (not as the sealer).
+	streams *stream.Client
 	// jobs writes status the way workers do: through the update library,
 	// under the job's Lease when its lockPolicy says so.
 	jobs *jobstate.Client
@@ -145,19 +146,15 @@ func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1
 // written and applies nothing twice. Timers act through the stream too
 // (reconcileStreamTimers).
 func (r *JobStateReconciler) reconcileProjection(ctx context.Context, js *jobstatev1alpha1.JobState) error {
-	streams, err := r.streams.get(js.Namespace)
-	if err != nil {
-		return err
-	}
-	name := js.Spec.EventStreamRef.Name
+	key := streamKey(js)
 	for ctx.Err() == nil {
-		events, err := streams.Read(ctx, name, jobstate.ProjectedPosition(js)+1, r.ProjectionBatch)
+		events, err := r.streams.Read(ctx, key, jobstate.ProjectedPosition(js)+1, r.ProjectionBatch)
 		if errors.Is(err, stream.ErrMalformed) {
 			// Committed text cannot be repaired: retrying cannot help.
-			return reconcile.TerminalError(fmt.Errorf("projecting from stream %s: %w", name, err))
+			return reconcile.TerminalError(fmt.Errorf("projecting from stream %s: %w", key, err))
 		}
 		if err != nil && !errors.Is(err, stream.ErrStreamNotFound) {
-			return fmt.Errorf("projecting from stream %s: %w", name, err)
+			return fmt.Errorf("projecting from stream %s: %w", key, err)
 		}
 		if len(events) == 0 && js.Status.Phase != "" {
 			return nil
@@ -167,14 +164,14 @@ func (r *JobStateReconciler) reconcileProjection(ctx context.Context, js *jobsta
 		})
 		if errors.Is(err, jobstate.ErrProjectionGap) {
 			// Retention removed events the status never saw.
-			return reconcile.TerminalError(fmt.Errorf("projecting from stream %s: %w", name, err))
+			return reconcile.TerminalError(fmt.Errorf("projecting from stream %s: %w", key, err))
 		}
 		if err != nil {
-			return fmt.Errorf("projecting from stream %s: %w", name, err)
+			return fmt.Errorf("projecting from stream %s: %w", key, err)
 		}
 		written.DeepCopyInto(js)
 		if len(events) > 0 {
-			logf.FromContext(ctx).V(1).Info("Projected stream events", "stream", name, "position", jobstate.ProjectedPosition(js), "phase", js.Status.Phase)
+			logf.FromContext(ctx).V(1).Info("Projected stream events", "stream", key.Name, "position", jobstate.ProjectedPosition(js), "phase", js.Status.Phase)
 		}
 		if len(events) < r.ProjectionBatch {
 			return nil
@@ -195,26 +192,28 @@ func (r *JobStateReconciler) reconcileStreamTimers(ctx context.Context, js *jobs
 	if !due {
 		return nil
 	}
-	streams, err := r.streams.get(js.Namespace)
-	if err != nil {
-		return err
-	}
-	name := js.Spec.EventStreamRef.Name
+	key := streamKey(js)
 	projected := jobstate.ProjectedPosition(js)
-	_, err = streams.Append(ctx, name, []stream.EventData{ev}, stream.ExpectVersion(projected))
+	_, err := r.streams.Append(ctx, key, []stream.EventData{ev}, stream.ExpectVersion(projected))
 	var conflict *stream.VersionConflictError
 	if errors.As(err, &conflict) && conflict.Actual < projected {
 		// Retrying cannot help, and the overdue timer would requeue at once.
-		return reconcile.TerminalError(fmt.Errorf("stream %s is at version %d, behind the %d events already projected: it was deleted or created again", name, conflict.Actual, projected+1))
+		return reconcile.TerminalError(fmt.Errorf("stream %s is at version %d, behind the %d events already projected: it was deleted or created again", key, conflict.Actual, projected+1))
 	}
 	if conflict != nil {
 		return nil // newer events first; the watch brings them
 	}
 	if err != nil {
-		return fmt.Errorf("appending %s to stream %s: %w", ev.Type, name, err)
+		return fmt.Errorf("appending %s to stream %s: %w", ev.Type, key, err)
 	}
-	logf.FromContext(ctx).Info("Appended a timer event", "stream", name, "type", ev.Type, "attempt", js.Status.Attempt)
+	logf.FromContext(ctx).Info("Appended a timer event", "stream", key.Name, "type", ev.Type, "attempt", js.Status.Attempt)
 	return nil
+}
+
+// streamKey names the stream an event-sourced JobState is projected from
+// (spec.eventStreamRef, in the JobState's namespace).
+func streamKey(js *jobstatev1alpha1.JobState) client.ObjectKey {
+	return client.ObjectKey{Namespace: js.Namespace, Name: js.Spec.EventStreamRef.Name}
 }
 
 // jobsForStream maps an EventStream to the JobStates projected from it.
@@ -284,7 +283,7 @@ func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// init validates the fields and builds the status updater.
+// init validates the fields and builds the stream and JobState clients.
 func (r *JobStateReconciler) init() error {
 	if r.Client == nil || r.APIReader == nil || r.Recorder == nil || r.LeaseClient == nil {
 		return fmt.Errorf("JobStateReconciler needs Client, APIReader, LeaseClient and Recorder")
@@ -295,8 +294,11 @@ func (r *JobStateReconciler) init() error {
 	if r.ProjectionBatch <= 0 {
 		r.ProjectionBatch = DefaultProjectionBatch
 	}
-	r.streams = newStreamClients(r.Client, r.APIReader, r.Clock, false)
 	var err error
+	r.streams, err = stream.New(r.Client, stream.Options{Clock: r.Clock, Update: update.Options{LiveReader: r.APIReader}})
+	if err != nil {
+		return err
+	}
 	r.jobs, err = jobstate.New(r.Client, jobstate.Options{
 		Identity:    ControllerIdentity,
 		Clock:       r.Clock,

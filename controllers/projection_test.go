@@ -96,10 +96,11 @@ func TestProjectionExactlyOnceAcrossRestart(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	clock := clocktesting.NewFakeClock(t0)
-	events, err := stream.New(env.Client, ns, stream.Options{Clock: clock})
+	events, err := stream.New(env.Client, stream.Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
+	reportEvents := client.ObjectKey{Namespace: ns, Name: "report-events"}
 	js := &jobstatev1alpha1.JobState{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "report"},
 		Spec: jobstatev1alpha1.JobStateSpec{
@@ -136,7 +137,7 @@ func TestProjectionExactlyOnceAcrossRestart(t *testing.T) {
 	)
 	for _, s := range steps {
 		clock.Step(time.Hour)
-		if _, err := events.Append(ctx, "report-events", []stream.EventData{jobstate.NewEvent(s.typ, s.p)}, stream.AppendOptions{}); err != nil {
+		if _, err := events.Append(ctx, reportEvents, []stream.EventData{jobstate.NewEvent(s.typ, s.p)}, stream.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,10 +211,11 @@ func TestEventSourcedTimers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := env.Namespace(t)
-	worker, err := stream.New(env.Client, ns, stream.Options{Clock: clock})
+	worker, err := stream.New(env.Client, stream.Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
+	syncEvents := client.ObjectKey{Namespace: ns, Name: "sync-events"}
 	js := &jobstatev1alpha1.JobState{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sync"},
 		Spec: jobstatev1alpha1.JobStateSpec{
@@ -240,7 +242,7 @@ func TestEventSourcedTimers(t *testing.T) {
 	if js.Status.Phase != jobstatev1alpha1.PhasePending {
 		t.Fatalf("phase %s before any event, want Pending", js.Status.Phase)
 	}
-	if _, err := worker.Append(ctx, "sync-events", []stream.EventData{jobstate.NewEvent(jobstate.EventClaimed, jobstate.EventPayload{Holder: "w1"})}, stream.AppendOptions{}); err != nil {
+	if _, err := worker.Append(ctx, syncEvents, []stream.EventData{jobstate.NewEvent(jobstate.EventClaimed, jobstate.EventPayload{Holder: "w1"})}, stream.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if res := reconcile(); js.Status.Phase != jobstatev1alpha1.PhaseRunning || res.RequeueAfter != 30*time.Second {
@@ -261,7 +263,7 @@ func TestEventSourcedTimers(t *testing.T) {
 	if js.Status.Phase != jobstatev1alpha1.PhaseCancelled {
 		t.Fatalf("after spec.cancel: phase %s", js.Status.Phase)
 	}
-	recorded, err := worker.Read(ctx, "sync-events", 0, 10)
+	recorded, err := worker.Read(ctx, syncEvents, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

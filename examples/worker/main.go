@@ -95,7 +95,7 @@ func main() {
 		log.Error(err, "Unable to create JobState client")
 		os.Exit(1)
 	}
-	streams, err := stream.New(c, *namespace, stream.Options{})
+	streams, err := stream.New(c, stream.Options{})
 	if err != nil {
 		log.Error(err, "Unable to create EventStream client")
 		os.Exit(1)
@@ -204,18 +204,18 @@ func (w *worker) claimEventSourced(ctx context.Context, js *jobstatev1alpha1.Job
 	if js.Status.RetryAfter != nil && time.Now().Before(js.Status.RetryAfter.Time) {
 		return
 	}
-	name := js.Spec.EventStreamRef.Name
+	key := client.ObjectKey{Namespace: js.Namespace, Name: js.Spec.EventStreamRef.Name}
 	attempt := js.Status.Attempt + 1
 	claim := jobstate.NewEvent(jobstate.EventClaimed, jobstate.EventPayload{Holder: w.identity})
-	_, err := w.streams.Append(ctx, name, []stream.EventData{claim}, stream.ExpectVersion(jobstate.ProjectedPosition(js)))
+	_, err := w.streams.Append(ctx, key, []stream.EventData{claim}, stream.ExpectVersion(jobstate.ProjectedPosition(js)))
 	if errors.Is(err, stream.ErrVersionConflict) {
 		return // another event came first; decide again on the projected state
 	}
 	if err != nil {
-		log.Error(err, "Appending Claimed", "stream", name)
+		log.Error(err, "Appending Claimed", "stream", key.Name)
 		return
 	}
-	log.Info("Claimed by appending an event", "stream", name, "attempt", attempt)
+	log.Info("Claimed by appending an event", "stream", key.Name, "attempt", attempt)
 	w.setRunning(js.Name, true)
 	w.wg.Go(func() {
 		defer w.setRunning(js.Name, false)
@@ -230,16 +230,16 @@ func (w *worker) claimEventSourced(ctx context.Context, js *jobstatev1alpha1.Job
 				return
 			}
 			hb := jobstate.NewEvent(jobstate.EventHeartbeat, jobstate.EventPayload{Holder: w.identity, Attempt: attempt, Progress: int32(100 * step / w.steps)})
-			if _, err := w.streams.Append(ctx, name, []stream.EventData{hb}, stream.AppendOptions{}); err != nil {
+			if _, err := w.streams.Append(ctx, key, []stream.EventData{hb}, stream.AppendOptions{}); err != nil {
 				log.Error(err, "Appending Heartbeat")
 			}
 		}
 		done := jobstate.NewEvent(jobstate.EventSucceeded, jobstate.EventPayload{Holder: w.identity, Attempt: attempt, Message: fmt.Sprintf("processed %d batches", w.steps)})
-		if _, err := w.streams.Append(ctx, name, []stream.EventData{done}, stream.AppendOptions{}); err != nil {
+		if _, err := w.streams.Append(ctx, key, []stream.EventData{done}, stream.AppendOptions{}); err != nil {
 			log.Error(err, "Appending Succeeded")
 			return
 		}
-		log.Info("Succeeded by appending an event", "stream", name)
+		log.Info("Succeeded by appending an event", "stream", key.Name)
 	})
 }
 

@@ -96,25 +96,26 @@ func TestWorkerRole(t *testing.T) {
 		}
 	}
 
-	streams, err := stream.New(c, ns, stream.Options{})
+	streams, err := stream.New(c, stream.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	jobEvents := client.ObjectKey{Namespace: ns, Name: "job-events"}
 	for i := range 60 { // past the sealing size
-		if _, err := streams.Append(ctx, "job-events", []stream.EventData{{Type: "Heartbeat", Data: map[string]int{"i": i}}}, stream.AppendOptions{}); err != nil {
+		if _, err := streams.Append(ctx, jobEvents, []stream.EventData{{Type: "Heartbeat", Data: map[string]int{"i": i}}}, stream.AppendOptions{}); err != nil {
 			t.Fatalf("append %d with the worker role: %v", i, err)
 		}
 	}
 	// The sealer (the manager's identity) seals; the worker reads across
 	// the segment.
-	sealer, err := stream.New(env.Client, ns, stream.Options{Sealer: true})
+	sealer, err := stream.New(env.Client, stream.Options{Sealer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, wrote, err := sealer.Seal(ctx, "job-events"); err != nil || !wrote {
+	if _, wrote, err := sealer.Seal(ctx, jobEvents); err != nil || !wrote {
 		t.Fatalf("seal: wrote %v, %v", wrote, err)
 	}
-	if events, err := streams.Read(ctx, "job-events", 0, 100); err != nil || len(events) != 60 {
+	if events, err := streams.Read(ctx, jobEvents, 0, 100); err != nil || len(events) != 60 {
 		t.Fatalf("read with the worker role: %d events, %v", len(events), err)
 	}
 

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strconv"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
 
@@ -50,13 +52,13 @@ var ErrTampered = errors.New("segment does not match the sealed history")
 // other than the sealer, or head.sealed was written by hand. Read serves no
 // event from it, nor from the segments before it.
 type TamperedError struct {
-	Stream  string
-	Segment string
-	Reason  string
+	Namespace, Stream string
+	Segment           string
+	Reason            string
 }
 
 func (e *TamperedError) Error() string {
-	return fmt.Sprintf("stream %s: segment %s does not match the sealed history (head.sealed): %s; its events are not served", e.Stream, e.Segment, e.Reason)
+	return fmt.Sprintf("stream %s: segment %s does not match the sealed history (head.sealed): %s; its events are not served", streamName(e.Namespace, e.Stream), e.Segment, e.Reason)
 }
 
 // Is reports whether target is ErrTampered.
@@ -107,12 +109,12 @@ func sealedFrom(h *jobstatev1alpha1.EventStreamHead) int64 {
 // the chain stops short of a segment that should continue it (one was
 // replaced, or head.sealed written by hand), broken names it: positions
 // before the verified part cannot be served.
-func sealedSegments(stream string, h *jobstatev1alpha1.EventStreamHead, refs []SegmentRef) (segs []SegmentRef, trusted map[string]string, broken error) {
+func sealedSegments(key client.ObjectKey, h *jobstatev1alpha1.EventStreamHead, refs []SegmentRef) (segs []SegmentRef, trusted map[string]string, broken error) {
 	from := sealedFrom(h)
 	var chain []SegmentRef
 	trusted = map[string]string{}
 	if h.Sealed != nil {
-		chain, broken = walkChain(stream, h.Sealed, refs)
+		chain, broken = walkChain(key, h.Sealed, refs)
 	}
 	for _, r := range refs {
 		if r.First < from {
@@ -127,7 +129,7 @@ func sealedSegments(stream string, h *jobstatev1alpha1.EventStreamHead, refs []S
 }
 
 // walkChain follows sealed's chain back through refs: newest first.
-func walkChain(stream string, sealed *jobstatev1alpha1.SealedChain, refs []SegmentRef) ([]SegmentRef, error) {
+func walkChain(key client.ObjectKey, sealed *jobstatev1alpha1.SealedChain, refs []SegmentRef) ([]SegmentRef, error) {
 	var chain []SegmentRef
 	want, before, after := sealed.Chain, int64(math.MaxInt64), "the head"
 	for want != "" {
@@ -144,20 +146,20 @@ func walkChain(stream string, sealed *jobstatev1alpha1.SealedChain, refs []Segme
 	// break, unless nothing is (retention removes the oldest segments).
 	for _, r := range slices.Backward(refs) {
 		if r.First >= sealed.From && r.First < before {
-			return chain, &TamperedError{Stream: stream, Segment: r.Name, Reason: "the chain recorded in head.sealed does not lead to it from " + after}
+			return chain, &TamperedError{Namespace: key.Namespace, Stream: key.Name, Segment: r.Name, Reason: "the chain recorded in head.sealed does not lead to it from " + after}
 		}
 	}
 	return chain, nil
 }
 
 // checkDigest verifies that seg's content is what its trusted digest says.
-func checkDigest(stream string, seg *jobstatev1alpha1.EventSegment, trusted string) error {
+func checkDigest(key client.ObjectKey, seg *jobstatev1alpha1.EventSegment, trusted string) error {
 	d, err := digest(&seg.Spec)
 	if err != nil {
 		return err
 	}
 	if d != trusted {
-		return &TamperedError{Stream: stream, Segment: seg.Name, Reason: "its events are not the ones sealed (digest " + d[:12] + ", sealed " + trusted[:min(12, len(trusted))] + ")"}
+		return &TamperedError{Namespace: key.Namespace, Stream: key.Name, Segment: seg.Name, Reason: "its events are not the ones sealed (digest " + d[:12] + ", sealed " + trusted[:min(12, len(trusted))] + ")"}
 	}
 	return nil
 }

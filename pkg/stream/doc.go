@@ -18,6 +18,12 @@ limitations under the License.
 // streams of events written with an expected version, stored in EventStream
 // objects and the EventSegments they own.
 //
+// A Client serves every namespace: each call names its stream by a
+// client.ObjectKey, as controller-runtime's Reader does. So one Client per
+// process and identity (the sealer's, or a worker's) does: group commit,
+// the heads it carries and its segment cache are per stream, by namespace
+// and name, whichever namespaces it writes.
+//
 // # Semantics
 //
 // A stream's version is the position of its last event; positions start at

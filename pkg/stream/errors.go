@@ -41,9 +41,10 @@ var ErrTooLarge = errors.New("too large to store")
 var ErrInvalidEvent = errors.New("invalid event")
 
 // VersionConflictError: the stream was not at the version the append
-// expected. Nothing was stored.
+// expected. Nothing was stored. Its message names no stream: it is the one
+// an RPC layer passes on as is.
 type VersionConflictError struct {
-	Stream string
+	Namespace, Stream string
 	// Expected is the version the append required (NoStream for a stream
 	// that must not exist yet).
 	Expected int64
@@ -79,14 +80,14 @@ func (e *NotFoundError) Is(target error) bool { return target == ErrStreamNotFou
 // the append is not a retry of the one that stored it (the ids do not match
 // that append's, in order). Nothing was stored.
 type DuplicateIDError struct {
-	Stream string
-	ID     string
+	Namespace, Stream string
+	ID                string
 	// Position is where the id is stored.
 	Position int64
 }
 
 func (e *DuplicateIDError) Error() string {
-	return fmt.Sprintf("stream %s: event id %s is already stored at position %d by an append with different events", e.Stream, e.ID, e.Position)
+	return fmt.Sprintf("stream %s: event id %s is already stored at position %d by an append with different events", streamName(e.Namespace, e.Stream), e.ID, e.Position)
 }
 
 // Is reports whether target is ErrDuplicateID.
@@ -95,7 +96,7 @@ func (e *DuplicateIDError) Is(target error) bool { return target == ErrDuplicate
 // TooLargeError: an event or an append exceeds a storage limit. Nothing was
 // stored.
 type TooLargeError struct {
-	Stream string
+	Namespace, Stream string
 	// What names the culprit: "event 3 (type Deposited)" or "the append".
 	What  string
 	Size  int
@@ -105,7 +106,7 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("stream %s: %s is %d %s, the limit is %d", e.Stream, e.What, e.Size, e.Unit, e.Limit)
+	return fmt.Sprintf("stream %s: %s is %d %s, the limit is %d", streamName(e.Namespace, e.Stream), e.What, e.Size, e.Unit, e.Limit)
 }
 
 // Is reports whether target is ErrTooLarge.
@@ -114,14 +115,14 @@ func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 // InvalidEventError: an event of the append is malformed. Nothing was
 // stored.
 type InvalidEventError struct {
-	Stream string
+	Namespace, Stream string
 	// Index is the event's index in the append.
 	Index  int
 	Reason string
 }
 
 func (e *InvalidEventError) Error() string {
-	return fmt.Sprintf("stream %s: event %d: %s", e.Stream, e.Index, e.Reason)
+	return fmt.Sprintf("stream %s: event %d: %s", streamName(e.Namespace, e.Stream), e.Index, e.Reason)
 }
 
 // Is reports whether target is ErrInvalidEvent.
@@ -133,9 +134,11 @@ var ErrMalformed = errors.New("stored stream text is malformed")
 // MalformedError: text stored in one of a stream's objects does not decode
 // as the events or commit records this package writes (a client outside it
 // stored it). The stream cannot be read past it or appended to; nothing was
-// written. Other streams are unaffected.
+// written. Other streams are unaffected. Its message names the stream
+// without its namespace: it is also the WellFormed condition and the
+// Warning Event on the stream itself.
 type MalformedError struct {
-	Stream string
+	Namespace, Stream string
 	// Object is the object holding the text: "EventStream <name>" or
 	// "EventSegment <name>".
 	Object string
@@ -157,3 +160,12 @@ func (e *MalformedError) Error() string {
 
 // Is reports whether target is ErrMalformed.
 func (e *MalformedError) Is(target error) bool { return target == ErrMalformed }
+
+// streamName is how errors name a stream: namespace/name, or the name alone
+// in an error built without a namespace.
+func streamName(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}

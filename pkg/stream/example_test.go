@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
@@ -28,16 +30,18 @@ import (
 // expected version, and decide again on a conflict.
 func Example() {
 	ctx := context.Background()
-	accounts, err := stream.New(env.Client, "default", stream.Options{})
+	// One Client for every namespace: each call names its stream.
+	accounts, err := stream.New(env.Client, stream.Options{})
 	if err != nil {
 		panic(err)
 	}
+	account := client.ObjectKey{Namespace: "default", Name: "account-123"}
 	deposit := func(amount int) (stream.AppendResult, error) {
-		version, _, err := accounts.Version(ctx, "account-123") // NoStream (-1) if there is none
+		version, _, err := accounts.Version(ctx, account) // NoStream (-1) if there is none
 		if err != nil {
 			return stream.AppendResult{}, err
 		}
-		return accounts.Append(ctx, "account-123",
+		return accounts.Append(ctx, account,
 			[]stream.EventData{{Type: "Deposited", Data: map[string]int{"amount": amount}}},
 			stream.ExpectVersion(version))
 	}
@@ -48,14 +52,14 @@ func Example() {
 	fmt.Println("deposited at version", res.Version)
 
 	// Another writer saw no stream yet (version -1) and appends after us.
-	_, err = accounts.Append(ctx, "account-123",
+	_, err = accounts.Append(ctx, account,
 		[]stream.EventData{{Type: "Withdrawn", Data: map[string]int{"amount": 30}}}, stream.ExpectVersion(-1))
 	var conflict *stream.VersionConflictError
 	if errors.As(err, &conflict) {
 		fmt.Println(conflict.Code()+":", conflict)
 	}
 
-	events, err := accounts.Read(ctx, "account-123", 0, 10)
+	events, err := accounts.Read(ctx, account, 0, 10)
 	if err != nil {
 		panic(err)
 	}

@@ -19,6 +19,8 @@ package stream
 import (
 	"fmt"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
 
@@ -46,7 +48,7 @@ const (
 	// maxHeadEvents and maxHeadBytes: what the head may hold at all
 	// (head.events has maxLength 1 Mi characters in the CRD).
 	maxHeadEvents = 128
-	maxHeadBytes  = 768 << 10
+	maxHeadBytes  = jobstatev1alpha1.MaxEventLogLength / 4 * 3
 	// eventOverhead approximates the JSON around an event's fields.
 	eventOverhead = 96
 )
@@ -202,7 +204,7 @@ func find(h *jobstatev1alpha1.EventStreamHead, id string) int64 {
 // or a *DuplicateIDError. A retry whose first events were sealed since is
 // recognised by the ids still in the head; the caller checks the sealed
 // ones against their segment.
-func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobstatev1alpha1.Event) ([]int64, error) {
+func duplicate(key client.ObjectKey, h *jobstatev1alpha1.EventStreamHead, events []jobstatev1alpha1.Event) ([]int64, error) {
 	start, found := int64(-1), -1
 	for j, e := range events {
 		if p := find(h, e.ID); p >= 0 {
@@ -213,7 +215,7 @@ func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobs
 	if found < 0 {
 		return nil, nil
 	}
-	refused := &DuplicateIDError{Stream: stream, ID: events[found].ID, Position: start + int64(found)}
+	refused := &DuplicateIDError{Namespace: key.Namespace, Stream: key.Name, ID: events[found].ID, Position: start + int64(found)}
 	if start < 0 {
 		return nil, refused // the ids cannot line up with any earlier append
 	}
@@ -234,17 +236,18 @@ func duplicate(stream string, h *jobstatev1alpha1.EventStreamHead, events []jobs
 // checkHead verifies what the code indexes by: the head's events are
 // exactly the positions first to version, in order. (The CRD cannot check
 // inside the events' text; a hand-edited head could break it.)
-func checkHead(stream string, h *jobstatev1alpha1.EventStreamHead) error {
-	if err := checkLogs(stream, "EventStream "+stream, "head", h.Events, h.Commits); err != nil {
+func checkHead(key client.ObjectKey, h *jobstatev1alpha1.EventStreamHead) error {
+	object := "EventStream " + key.Name
+	if err := checkLogs(key, object, "head", h.Events, h.Commits); err != nil {
 		return err
 	}
 	if want := h.Version - h.First + 1; int64(len(h.Events.Items)) != want || want < 0 {
-		return &MalformedError{Stream: stream, Object: "EventStream " + stream, Field: "head.events",
+		return &MalformedError{Namespace: key.Namespace, Stream: key.Name, Object: object, Field: "head.events",
 			Reason: fmt.Sprintf("it holds %d events for positions %d to %d (head.first to head.version)", len(h.Events.Items), h.First, h.Version)}
 	}
 	for i := range h.Events.Items {
 		if p := h.First + int64(i); h.Events.Items[i].Position != p {
-			return &MalformedError{Stream: stream, Object: "EventStream " + stream, Field: "head.events", Line: i + 1,
+			return &MalformedError{Namespace: key.Namespace, Stream: key.Name, Object: object, Field: "head.events", Line: i + 1,
 				Reason: fmt.Sprintf("the event has position %d, want %d", h.Events.Items[i].Position, p)}
 		}
 	}
@@ -253,13 +256,13 @@ func checkHead(stream string, h *jobstatev1alpha1.EventStreamHead) error {
 
 // checkLogs returns a *MalformedError if the text of events or commits,
 // fields of object under prefix, did not decode.
-func checkLogs(stream, object, prefix string, events jobstatev1alpha1.EventLog, commits jobstatev1alpha1.CommitLog) error {
+func checkLogs(key client.ObjectKey, object, prefix string, events jobstatev1alpha1.EventLog, commits jobstatev1alpha1.CommitLog) error {
 	for _, log := range []struct {
 		field     string
 		malformed *jobstatev1alpha1.MalformedLog
 	}{{"events", events.Malformed}, {"commits", commits.Malformed}} {
 		if m := log.malformed; m != nil {
-			return &MalformedError{Stream: stream, Object: object, Field: prefix + "." + log.field, Line: m.Line, Reason: m.Reason}
+			return &MalformedError{Namespace: key.Namespace, Stream: key.Name, Object: object, Field: prefix + "." + log.field, Line: m.Line, Reason: m.Reason}
 		}
 	}
 	return nil
@@ -272,7 +275,7 @@ func CheckStored(es *jobstatev1alpha1.EventStream) error {
 	if es.Head == nil {
 		return nil
 	}
-	return checkHead(es.Name, es.Head)
+	return checkHead(client.ObjectKeyFromObject(es), es.Head)
 }
 
 // revisionOf returns the commit revision of the event at position p in the

@@ -54,8 +54,8 @@ func TestMalformedText(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	worker := env.ClientAs(t, ns, "worker", "worker_role.yaml")
-	good := newClient(t, ns)
-	appendN(t, good, "good", 40)
+	good := newClient(t)
+	appendN(t, good, streamKey(ns, "good"), 40)
 
 	// Refused: text that does not look like JSON lines of events.
 	for _, tc := range []struct{ name, events, commits string }{
@@ -84,7 +84,7 @@ func TestMalformedText(t *testing.T) {
 	}
 	// And a live stream a worker appends a bad line to by hand, as an
 	// update that passes every CEL rule.
-	appendN(t, good, "appended-bad", 20)
+	appendN(t, good, streamKey(ns, "appended-bad"), 20)
 	live := &jobstatev1alpha1.EventStream{}
 	if err := worker.Get(ctx, client.ObjectKey{Namespace: ns, Name: "appended-bad"}, live); err != nil {
 		t.Fatal(err)
@@ -106,23 +106,23 @@ func TestMalformedText(t *testing.T) {
 		t.Fatalf("listed %d streams, want 3", len(list.Items))
 	}
 
-	fresh := newClient(t, ns)
+	fresh := newClient(t)
 	for _, tc := range []struct{ stream, want string }{
 		{"created-bad", "stream created-bad is malformed: head.events line 1 of EventStream created-bad: invalid character ','"},
 		{"appended-bad", "stream appended-bad is malformed: head.events line 21 of EventStream appended-bad: invalid character ','"},
 	} {
-		_, err := fresh.Read(ctx, tc.stream, 0, 100)
+		_, err := fresh.Read(ctx, streamKey(ns, tc.stream), 0, 100)
 		if !errors.Is(err, stream.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Read %s: %v, want ErrMalformed: %s", tc.stream, err, tc.want)
 		}
-		_, err = fresh.Append(ctx, tc.stream, []stream.EventData{ev("After", nil)}, stream.AppendOptions{})
+		_, err = fresh.Append(ctx, streamKey(ns, tc.stream), []stream.EventData{ev("After", nil)}, stream.AppendOptions{})
 		if !errors.Is(err, stream.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Append %s: %v, want ErrMalformed: %s", tc.stream, err, tc.want)
 		}
 	}
 	// A segment whose text does not decode (stored by an identity that may
 	// create segments) is reported by Read, naming it.
-	appendN(t, good, "sealed", 60)
+	appendN(t, good, streamKey(ns, "sealed"), 60)
 	sealed := &jobstatev1alpha1.EventStream{}
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sealed"}, sealed); err != nil {
 		t.Fatal(err)
@@ -141,13 +141,13 @@ func TestMalformedText(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "stream sealed is malformed: spec.events line 1 of EventSegment " + name
-	if _, err := newClient(t, ns).Read(ctx, "sealed", 0, 100); !errors.Is(err, stream.ErrMalformed) || !strings.Contains(err.Error(), want) {
+	if _, err := newClient(t).Read(ctx, streamKey(ns, "sealed"), 0, 100); !errors.Is(err, stream.ErrMalformed) || !strings.Contains(err.Error(), want) {
 		t.Errorf("Read sealed: %v, want ErrMalformed: %s", err, want)
 	}
 
 	// The stream's committed events are as appended: the bad line added
 	// nothing readable, and the good stream is untouched.
-	checkContiguous(t, readAll(t, fresh, "good"), 40)
-	appendN(t, fresh, "good", 1)
-	checkContiguous(t, readAll(t, fresh, "good"), 41)
+	checkContiguous(t, readAll(t, fresh, streamKey(ns, "good")), 40)
+	appendN(t, fresh, streamKey(ns, "good"), 1)
+	checkContiguous(t, readAll(t, fresh, streamKey(ns, "good")), 41)
 }

@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -96,7 +97,7 @@ func (c *Client) seal(ctx context.Context, es *jobstatev1alpha1.EventStream, end
 	for p < end {
 		seg, err := c.putSegment(ctx, es, p, end, chain)
 		if err != nil {
-			return fmt.Errorf("sealing stream %s: %w", es.Name, err)
+			return fmt.Errorf("sealing stream %s: %w", client.ObjectKeyFromObject(es), err)
 		}
 		c.segments.Add(cacheKey(es, SegmentRef{Name: seg.Name, UID: seg.UID}), seg)
 		chain = chainAfter(chain, seg.Annotations[AnnotationDigest])
@@ -113,7 +114,7 @@ func (c *Client) seal(ctx context.Context, es *jobstatev1alpha1.EventStream, end
 func (c *Client) checkLive(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
 	live := &jobstatev1alpha1.EventStream{}
 	if err := c.reader.Get(ctx, client.ObjectKeyFromObject(es), live); err != nil {
-		return fmt.Errorf("sealing stream %s: %w", es.Name, err)
+		return fmt.Errorf("sealing stream %s: %w", client.ObjectKeyFromObject(es), err)
 	}
 	if live.UID != es.UID || live.ResourceVersion != es.ResourceVersion {
 		return errStaleHead
@@ -153,7 +154,7 @@ func (c *Client) putSegment(ctx context.Context, es *jobstatev1alpha1.EventStrea
 	if err := c.checkLive(ctx, es); err != nil {
 		return nil, err
 	}
-	log.FromContext(ctx).Info("Replacing a segment no seal wrote", "segment", existing.Name, "stream", es.Name, "first", existing.Spec.First, "last", existing.Spec.Last)
+	log.FromContext(ctx).Info("Replacing a segment no seal wrote", "segment", existing.Name, "stream", klog.KObj(es), "first", existing.Spec.First, "last", existing.Spec.Last)
 	if err := c.c.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
 		return nil, fmt.Errorf("deleting segment %s that no seal wrote: %w", existing.Name, err)
 	}
@@ -257,11 +258,12 @@ func ListSegments(ctx context.Context, r client.Reader, es *jobstatev1alpha1.Eve
 // at the head's first event. Every segment it reads from a chained part of
 // the stream is verified against head.sealed.
 func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStream, from int64, limit int) ([]RecordedEvent, error) {
+	key := client.ObjectKeyFromObject(es)
 	refs, err := ListSegments(ctx, c.reader, es)
 	if err != nil {
-		return nil, fmt.Errorf("reading stream %s: listing segments: %w", es.Name, err)
+		return nil, fmt.Errorf("reading stream %s: listing segments: %w", key, err)
 	}
-	refs, trusted, broken := sealedSegments(es.Name, es.Head, refs)
+	refs, trusted, broken := sealedSegments(key, es.Head, refs)
 	// The segment holding from is the last one starting at or before it;
 	// if retention removed it, reading starts at the first one kept.
 	start := 0
@@ -271,7 +273,7 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		}
 	}
 	if broken != nil && from < chainStart(refs, trusted, es.Head.First) {
-		return nil, fmt.Errorf("reading stream %s: %w", es.Name, broken)
+		return nil, fmt.Errorf("reading stream %s: %w", key, broken)
 	}
 	var out []RecordedEvent
 	next := int64(-1)
@@ -281,10 +283,10 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		}
 		seg, err := c.readSegment(ctx, es, r, trusted)
 		if err != nil {
-			return nil, fmt.Errorf("reading stream %s: %w", es.Name, err)
+			return nil, fmt.Errorf("reading stream %s: %w", key, err)
 		}
 		if next >= 0 && seg.Spec.First != next {
-			return nil, fmt.Errorf("reading stream %s: events %d to %d are missing (no segment holds them)", es.Name, next, seg.Spec.First-1)
+			return nil, fmt.Errorf("reading stream %s: events %d to %d are missing (no segment holds them)", key, next, seg.Spec.First-1)
 		}
 		for i := range seg.Spec.Events.Items {
 			e := &seg.Spec.Events.Items[i]
@@ -293,14 +295,14 @@ func (c *Client) readSealed(ctx context.Context, es *jobstatev1alpha1.EventStrea
 			}
 			gp, err := positionIn(seg.Spec.Commits.Items, e.Position)
 			if err != nil {
-				return nil, fmt.Errorf("reading stream %s: segment %s: %w", es.Name, seg.Name, err)
+				return nil, fmt.Errorf("reading stream %s: segment %s: %w", key, seg.Name, err)
 			}
 			out = append(out, recorded(es.Name, e, gp))
 		}
 		next = seg.Spec.Last + 1
 	}
 	if len(out) < limit && next >= 0 && next != es.Head.First {
-		return nil, fmt.Errorf("reading stream %s: events %d to %d are missing (no segment holds them)", es.Name, next, es.Head.First-1)
+		return nil, fmt.Errorf("reading stream %s: events %d to %d are missing (no segment holds them)", key, next, es.Head.First-1)
 	}
 	return out, nil
 }
@@ -332,11 +334,11 @@ func (c *Client) readSegment(ctx context.Context, es *jobstatev1alpha1.EventStre
 	if seg.Labels[LabelStreamUID] != string(es.UID) {
 		return nil, fmt.Errorf("segment %s belongs to another stream (uid %s)", r.Name, seg.Labels[LabelStreamUID])
 	}
-	if err := checkLogs(es.Name, "EventSegment "+r.Name, "spec", seg.Spec.Events, seg.Spec.Commits); err != nil {
+	if err := checkLogs(client.ObjectKeyFromObject(es), "EventSegment "+r.Name, "spec", seg.Spec.Events, seg.Spec.Commits); err != nil {
 		return nil, err
 	}
 	if chained {
-		if err := checkDigest(es.Name, seg, want); err != nil {
+		if err := checkDigest(client.ObjectKeyFromObject(es), seg, want); err != nil {
 			return nil, err
 		}
 	}
@@ -344,9 +346,16 @@ func (c *Client) readSegment(ctx context.Context, es *jobstatev1alpha1.EventStre
 	return seg, nil
 }
 
-// cacheKey names a segment of es in the cache: the stream's UID tells a
-// re-created stream's segments from its predecessor's, the segment's a
-// replaced segment from the one read before.
-func cacheKey(es *jobstatev1alpha1.EventStream, r SegmentRef) string {
-	return string(es.UID) + "/" + r.Name + "/" + string(r.UID)
+// segmentKey names a segment in a Client's cache, which serves every
+// namespace: by namespace and name, the stream's UID (which tells a
+// re-created stream's segments from its predecessor's) and the segment's
+// (which tells a replaced segment from the one read before).
+type segmentKey struct {
+	segment           client.ObjectKey
+	streamUID, segUID types.UID
+}
+
+// cacheKey is the segmentKey of the segment r of es.
+func cacheKey(es *jobstatev1alpha1.EventStream, r SegmentRef) segmentKey {
+	return segmentKey{segment: client.ObjectKey{Namespace: es.Namespace, Name: r.Name}, streamUID: es.UID, segUID: r.UID}
 }

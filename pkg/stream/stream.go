@@ -122,28 +122,30 @@ type Options struct {
 	Sealer bool
 }
 
-// Client appends to and reads the EventStreams of one namespace. It is safe
-// for concurrent use; share one per process so that concurrent appends to a
-// stream are group-committed.
+// Client appends to and reads EventStreams in any namespace: each call names
+// its stream by a client.ObjectKey. It is safe for concurrent use; share one
+// per process (and per identity: a Sealer and a worker are two) so that
+// concurrent appends to a stream are group-committed.
 type Client struct {
-	c         client.Client
-	reader    client.Reader
-	namespace string
-	clock     clock.PassiveClock
-	updater   *update.Updater[*jobstatev1alpha1.EventStream]
-	sealer    bool
-	segments  *lru.Cache
+	c        client.Client
+	reader   client.Reader
+	clock    clock.PassiveClock
+	updater  *update.Updater[*jobstatev1alpha1.EventStream]
+	sealer   bool
+	segments *lru.Cache
 	// heads holds the head each stream had after this Client's last write
-	// to it: the next Append starts from it without reading (a stale one
-	// costs a conflict and a live re-read, as the update library does).
+	// to it, by the stream's client.ObjectKey: the next Append starts from
+	// it without reading (a stale one costs a conflict and a live re-read,
+	// as the update library does).
 	heads *lru.Cache
 }
 
-// New returns a Client for the EventStreams in namespace, writing through
-// c. c must read live from the API server (or set Options.Update.LiveReader).
-func New(c client.Client, namespace string, opts Options) (*Client, error) {
-	if namespace == "" {
-		return nil, errors.New("stream: a namespace is required")
+// New returns a Client for the EventStreams in every namespace, writing
+// through c. c must read live from the API server (or set
+// Options.Update.LiveReader).
+func New(c client.Client, opts Options) (*Client, error) {
+	if c == nil {
+		return nil, errors.New("stream: client must not be nil")
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -169,7 +171,7 @@ func New(c client.Client, namespace string, opts Options) (*Client, error) {
 		reader = c
 	}
 	return &Client{
-		c: c, reader: reader, namespace: namespace, clock: opts.Clock, updater: u, sealer: opts.Sealer,
+		c: c, reader: reader, clock: opts.Clock, updater: u, sealer: opts.Sealer,
 		segments: lru.New(opts.SegmentCacheSize), heads: lru.New(maxCarriedHeads),
 	}, nil
 }
@@ -197,9 +199,9 @@ var ErrHeadFull = errors.New("the stream head is full and not sealed yet (is the
 // grow to about 250 ms apart and stay there.
 var headFullRetries = wait.Backoff{Duration: 2 * time.Millisecond, Factor: 1.5, Jitter: 1, Steps: 12}
 
-// Append stores events at the end of stream, atomically: all of them at
-// consecutive positions, or none. The stream is created on its first
-// append. See AppendOptions for the expectations it can check.
+// Append stores events at the end of the stream key, atomically: all of
+// them at consecutive positions, or none. The stream is created on its
+// first append. See AppendOptions for the expectations it can check.
 //
 // Steps, each protecting an invariant:
 //  1. Validate and encode every event before any request: a malformed or
@@ -218,69 +220,43 @@ var headFullRetries = wait.Backoff{Duration: 2 * time.Millisecond, Factor: 1.5, 
 //     at all (ErrHeadFull), which keeps an object under etcd's limit;
 //     e. add the events at version+1, version+2, ...
 //  3. The write's resourceVersion is the events' commit revision.
-func (c *Client) Append(ctx context.Context, stream string, events []EventData, opts AppendOptions) (AppendResult, error) {
-	encoded, size, err := c.encode(stream, events)
+func (c *Client) Append(ctx context.Context, key client.ObjectKey, events []EventData, opts AppendOptions) (AppendResult, error) {
+	if err := checkKey(key); err != nil {
+		return AppendResult{}, err
+	}
+	// 1.
+	encoded, size, err := c.encode(key, events)
 	if err != nil {
 		return AppendResult{}, err
 	}
-	es := &jobstatev1alpha1.EventStream{}
-	if last, ok := c.heads.Get(stream); ok {
-		last.(*jobstatev1alpha1.EventStream).DeepCopyInto(es)
+	// 2.
+	op := &appendOp{c: c, key: key, events: encoded, size: size, opts: opts}
+	es, err := c.writeAppend(ctx, key, func(es *jobstatev1alpha1.EventStream) error { return op.apply(ctx, es) })
+	if err != nil {
+		return AppendResult{}, err
 	}
-	es.Namespace, es.Name = c.namespace, stream
-	var res AppendResult
-	action := func(es *jobstatev1alpha1.EventStream) error {
-		res = AppendResult{}
-		if es.Head == nil {
-			es.Head = &jobstatev1alpha1.EventStreamHead{Version: NoStream}
-		}
-		h := es.Head
-		if err := checkHead(stream, h); err != nil {
-			return err
-		}
-		// 2a.
-		dup, err := duplicate(stream, h, encoded)
+	// 3. (A retry's events may have been stored by this very write, when
+	// the original was group-committed with it, or sealed by it.)
+	res := op.res
+	for _, p := range res.Positions {
+		gp, err := c.globalPosition(ctx, es, p)
 		if err != nil {
-			return err
+			return res, fmt.Errorf("appending to stream %s: %w", key, err)
 		}
-		if dup != nil && dup[0] < h.First {
-			if err := c.checkSealedIDs(ctx, es, dup, encoded); err != nil {
-				return err
-			}
-		}
-		if dup != nil {
-			res = AppendResult{Version: h.Version, Positions: dup, Duplicate: true}
-			return nil
-		}
-		// 2b.
-		if opts.StreamExists && h.Version == NoStream {
-			return &NotFoundError{Namespace: c.namespace, Stream: stream}
-		}
-		if opts.ExpectedVersion != nil && *opts.ExpectedVersion != h.Version {
-			return &VersionConflictError{Stream: stream, Expected: *opts.ExpectedVersion, Actual: h.Version}
-		}
-		// 2c.
-		stamp(h, es.ResourceVersion)
-		// 2d.
-		if end := sealPlan(h, len(encoded), size, false); c.sealer && end > h.First {
-			if err := c.seal(ctx, es, end); err != nil {
-				return err
-			}
-		}
-		if len(h.Events.Items)+len(encoded) > maxHeadEvents || eventsBytes(h.Events.Items)+size > maxHeadBytes {
-			return ErrHeadFull
-		}
-		// 2e.
-		for _, e := range encoded {
-			e.Position = h.Version + 1
-			h.Events.Items = append(h.Events.Items, e)
-			h.Version++
-			res.Positions = append(res.Positions, e.Position)
-		}
-		res.Version = h.Version
-		return nil
+		res.GlobalPositions = append(res.GlobalPositions, gp)
 	}
+	return res, nil
+}
+
+// writeAppend writes the stream key with action (Append's step 2) under
+// the update library, starting from the head this Client carries for it.
+// While the head is full (until the sealer seals it) or the copy a seal
+// started from was stale, it tries again from a live read, up to ctx's end
+// or DefaultAppendTimeout. It returns the stream as written.
+func (c *Client) writeAppend(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.EventStream]) (*jobstatev1alpha1.EventStream, error) {
+	es := c.carried(key)
 	delay, giveUp := headFullRetries.DelayFunc(), time.Now().Add(DefaultAppendTimeout)
+	var err error
 	for {
 		err = c.updater.Update(ctx, es, action)
 		if !errors.Is(err, ErrHeadFull) && !errors.Is(err, errStaleHead) || !time.Now().Before(giveUp) {
@@ -290,36 +266,142 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return AppendResult{}, fmt.Errorf("appending to stream %s: %w (%w)", stream, ctx.Err(), err)
+			return nil, fmt.Errorf("appending to stream %s: %w (%w)", key, ctx.Err(), err)
 		case <-t.C:
 		}
 		// Start the next try from a live read, not the copy that failed.
-		es = &jobstatev1alpha1.EventStream{}
-		es.Namespace, es.Name = c.namespace, stream
+		es = emptyStream(key)
 	}
 	if err != nil {
-		c.heads.Remove(stream)
+		c.heads.Remove(key)
 		if errors.Is(err, ErrHeadFull) {
-			return AppendResult{}, fmt.Errorf("appending to stream %s: %w", stream, err)
+			return nil, fmt.Errorf("appending to stream %s: %w", key, err)
 		}
-		return AppendResult{}, err
+		return nil, err
 	}
 	if es.ResourceVersion != "" {
-		c.heads.Add(stream, es.DeepCopy())
+		c.heads.Add(key, es.DeepCopy())
 	}
-	// 3. (A retry's events may have been stored by this very write, when
-	// the original was group-committed with it, or sealed by it.)
-	for _, p := range res.Positions {
-		gp, err := c.globalPosition(ctx, es, p)
-		if err != nil {
-			return res, fmt.Errorf("appending to stream %s: %w", stream, err)
-		}
-		res.GlobalPositions = append(res.GlobalPositions, gp)
-	}
-	return res, nil
+	return es, nil
 }
 
-// Seal makes one write to the stream's head if it needs one: it records
+// carried returns a copy of the head this Client last wrote to the stream
+// key, or an empty stream object (which the update library reads live).
+func (c *Client) carried(key client.ObjectKey) *jobstatev1alpha1.EventStream {
+	es := &jobstatev1alpha1.EventStream{}
+	if last, ok := c.heads.Get(key); ok {
+		last.(*jobstatev1alpha1.EventStream).DeepCopyInto(es)
+	}
+	es.Namespace, es.Name = key.Namespace, key.Name
+	return es
+}
+
+// emptyStream is an EventStream object named key, to be read live.
+func emptyStream(key client.ObjectKey) *jobstatev1alpha1.EventStream {
+	es := &jobstatev1alpha1.EventStream{}
+	es.Namespace, es.Name = key.Namespace, key.Name
+	return es
+}
+
+// checkKey refuses a stream key without a namespace or a name.
+func checkKey(key client.ObjectKey) error {
+	if key.Namespace == "" || key.Name == "" {
+		return fmt.Errorf("stream: a stream is named by a namespace and a name, got %q", key.String())
+	}
+	return nil
+}
+
+// appendOp is one Append's step 2, applied to every copy of the head the
+// update library reads; res is the outcome of the latest application.
+type appendOp struct {
+	c      *Client
+	key    client.ObjectKey
+	events []jobstatev1alpha1.Event
+	size   int
+	opts   AppendOptions
+	res    AppendResult
+}
+
+// apply is step 2 on es, as read (or carried).
+func (a *appendOp) apply(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
+	a.res = AppendResult{}
+	if es.Head == nil {
+		es.Head = &jobstatev1alpha1.EventStreamHead{Version: NoStream}
+	}
+	h := es.Head
+	if err := checkHead(a.key, h); err != nil {
+		return err
+	}
+	// 2a.
+	if retry, err := a.retried(ctx, es); retry || err != nil {
+		return err
+	}
+	// 2b.
+	if err := a.expected(h); err != nil {
+		return err
+	}
+	// 2c.
+	stamp(h, es.ResourceVersion)
+	// 2d.
+	if err := a.makeRoom(ctx, es); err != nil {
+		return err
+	}
+	// 2e.
+	for _, e := range a.events {
+		e.Position = h.Version + 1
+		h.Events.Items = append(h.Events.Items, e)
+		h.Version++
+		a.res.Positions = append(a.res.Positions, e.Position)
+	}
+	a.res.Version = h.Version
+	return nil
+}
+
+// retried reports whether the append's events are already stored (step
+// 2a), with their positions in res.
+func (a *appendOp) retried(ctx context.Context, es *jobstatev1alpha1.EventStream) (bool, error) {
+	h := es.Head
+	dup, err := duplicate(a.key, h, a.events)
+	if err != nil || dup == nil {
+		return false, err
+	}
+	if dup[0] < h.First {
+		if err := a.c.checkSealedIDs(ctx, es, dup, a.events); err != nil {
+			return false, err
+		}
+	}
+	a.res = AppendResult{Version: h.Version, Positions: dup, Duplicate: true}
+	return true, nil
+}
+
+// expected checks the append's expectations against h (step 2b).
+func (a *appendOp) expected(h *jobstatev1alpha1.EventStreamHead) error {
+	if a.opts.StreamExists && h.Version == NoStream {
+		return &NotFoundError{Namespace: a.key.Namespace, Stream: a.key.Name}
+	}
+	if v := a.opts.ExpectedVersion; v != nil && *v != h.Version {
+		return &VersionConflictError{Namespace: a.key.Namespace, Stream: a.key.Name, Expected: *v, Actual: h.Version}
+	}
+	return nil
+}
+
+// makeRoom seals the head first if this Client is the sealer and the
+// events would take it past its sealing size, and returns ErrHeadFull if
+// they still do not fit (step 2d).
+func (a *appendOp) makeRoom(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
+	h := es.Head
+	if end := sealPlan(h, len(a.events), a.size, false); a.c.sealer && end > h.First {
+		if err := a.c.seal(ctx, es, end); err != nil {
+			return err
+		}
+	}
+	if len(h.Events.Items)+len(a.events) > maxHeadEvents || eventsBytes(h.Events.Items)+a.size > maxHeadBytes {
+		return ErrHeadFull
+	}
+	return nil
+}
+
+// Seal makes one write to the head of the stream key if it needs one: it records
 // the commit revision of the head's latest write (see the package
 // documentation) and seals all but the newest events into a segment. It
 // returns the stream as stored afterwards (read live, or as the write
@@ -327,9 +409,11 @@ func (c *Client) Append(ctx context.Context, stream string, events []EventData, 
 // The EventStream controller calls it before it writes a stream's status:
 // any other write between an append and the write recording that append's
 // revision would make the revision unknowable.
-func (c *Client) Seal(ctx context.Context, stream string) (*jobstatev1alpha1.EventStream, bool, error) {
-	es := &jobstatev1alpha1.EventStream{}
-	es.Namespace, es.Name = c.namespace, stream
+func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alpha1.EventStream, bool, error) {
+	if err := checkKey(key); err != nil {
+		return nil, false, err
+	}
+	es := emptyStream(key)
 	var before string
 	action := func(es *jobstatev1alpha1.EventStream) error {
 		before = es.ResourceVersion
@@ -337,7 +421,7 @@ func (c *Client) Seal(ctx context.Context, stream string) (*jobstatev1alpha1.Eve
 		if h == nil || h.Version < 0 {
 			return nil
 		}
-		if err := checkHead(stream, h); err != nil {
+		if err := checkHead(key, h); err != nil {
 			return err
 		}
 		unstamped := h.Unstamped.From <= h.Version
@@ -351,15 +435,15 @@ func (c *Client) Seal(ctx context.Context, stream string) (*jobstatev1alpha1.Eve
 		return nil
 	}
 	if err := c.updater.Update(ctx, es, action); err != nil {
-		c.heads.Remove(stream)
+		c.heads.Remove(key)
 		return nil, false, err
 	}
 	if es.ResourceVersion == "" {
-		return nil, false, &NotFoundError{Namespace: c.namespace, Stream: stream}
+		return nil, false, &NotFoundError{Namespace: key.Namespace, Stream: key.Name}
 	}
 	wrote := es.ResourceVersion != before
 	if wrote {
-		c.heads.Add(stream, es.DeepCopy())
+		c.heads.Add(key, es.DeepCopy())
 	}
 	return es, wrote, nil
 }
@@ -367,7 +451,7 @@ func (c *Client) Seal(ctx context.Context, stream string) (*jobstatev1alpha1.Eve
 // NeedsSeal reports whether es's head has grown past the size at which the
 // sealer seals it (appends wait once it is full).
 func NeedsSeal(es *jobstatev1alpha1.EventStream) bool {
-	return es.Head != nil && checkHead(es.Name, es.Head) == nil && sealPlan(es.Head, 0, 0, false) > es.Head.First
+	return es.Head != nil && checkHead(client.ObjectKeyFromObject(es), es.Head) == nil && sealPlan(es.Head, 0, 0, false) > es.Head.First
 }
 
 // Unstamped reports whether es's latest write has not been followed by
@@ -388,7 +472,7 @@ func (c *Client) globalPosition(ctx context.Context, es *jobstatev1alpha1.EventS
 		return GlobalPosition{}, err
 	}
 	if len(events) == 0 || events[0].Position != p {
-		return GlobalPosition{}, fmt.Errorf("stream %s: event %d is no longer stored", es.Name, p)
+		return GlobalPosition{}, fmt.Errorf("stream %s: event %d is no longer stored", client.ObjectKeyFromObject(es), p)
 	}
 	return events[0].GlobalPosition, nil
 }
@@ -402,7 +486,7 @@ func (c *Client) checkSealedIDs(ctx context.Context, es *jobstatev1alpha1.EventS
 	}
 	for i, r := range sealed {
 		if r.Position != positions[i] || r.ID != events[i].ID {
-			return &DuplicateIDError{Stream: es.Name, ID: events[len(events)-1].ID, Position: positions[len(positions)-1]}
+			return &DuplicateIDError{Namespace: es.Namespace, Stream: es.Name, ID: events[len(events)-1].ID, Position: positions[len(positions)-1]}
 		}
 	}
 	return nil
@@ -410,64 +494,74 @@ func (c *Client) checkSealedIDs(ctx context.Context, es *jobstatev1alpha1.EventS
 
 // encode validates events and converts them to what is stored, with their
 // total size.
-func (c *Client) encode(stream string, events []EventData) ([]jobstatev1alpha1.Event, int, error) {
+func (c *Client) encode(key client.ObjectKey, events []EventData) ([]jobstatev1alpha1.Event, int, error) {
 	switch {
 	case len(events) == 0:
-		return nil, 0, &InvalidEventError{Stream: stream, Index: -1, Reason: "an append needs at least one event"}
+		return nil, 0, &InvalidEventError{Namespace: key.Namespace, Stream: key.Name, Index: -1, Reason: "an append needs at least one event"}
 	case len(events) > MaxAppendEvents:
-		return nil, 0, &TooLargeError{Stream: stream, What: "the append", Size: len(events), Limit: MaxAppendEvents, Unit: "events"}
+		return nil, 0, &TooLargeError{Namespace: key.Namespace, Stream: key.Name, What: "the append", Size: len(events), Limit: MaxAppendEvents, Unit: "events"}
 	}
 	now := metav1.NewMicroTime(c.clock.Now())
 	out := make([]jobstatev1alpha1.Event, len(events))
 	ids := map[string]int{}
 	total := 0
 	for i, e := range events {
-		invalid := func(format string, args ...any) error {
-			return &InvalidEventError{Stream: stream, Index: i, Reason: fmt.Sprintf(format, args...)}
-		}
-		id := e.ID
-		if id == "" {
-			id = uuid.NewString()
-		} else if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-			return nil, 0, invalid("id %q is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", id)
-		}
-		if j, ok := ids[id]; ok {
-			return nil, 0, invalid("id %s is also the id of event %d of this append", id, j)
-		}
-		ids[id] = i
-		if e.Type == "" || len(e.Type) > 128 {
-			return nil, 0, invalid("type must have 1 to 128 characters, got %d", len(e.Type))
-		}
-		if !utf8.ValidString(e.Type) {
-			return nil, 0, invalid("type %q is not valid UTF-8", e.Type)
-		}
-		data, err := jsonObject(e.Data)
+		ev, size, err := encodeEvent(key, i, e, now, ids)
 		if err != nil {
-			return nil, 0, invalid("data: %v", err)
+			return nil, 0, err
 		}
-		ev := jobstatev1alpha1.Event{ID: id, Type: e.Type, Data: runtime.RawExtension{Raw: data}, Time: now}
-		if e.Metadata != nil {
-			meta, err := jsonObject(e.Metadata)
-			if err != nil {
-				return nil, 0, invalid("metadata: %v", err)
-			}
-			ev.Metadata = &runtime.RawExtension{Raw: meta}
-		}
-		// Its size as stored: one JSON line (HTML characters escaped).
-		line, err := json.Marshal(&ev)
-		if err != nil {
-			return nil, 0, invalid("%v", err)
-		}
-		if n := len(line); n > MaxEventBytes {
-			return nil, 0, &TooLargeError{Stream: stream, What: fmt.Sprintf("event %d (type %s)", i, e.Type), Size: n, Limit: MaxEventBytes, Unit: "bytes"}
-		}
-		total += len(line)
+		total += size
 		out[i] = ev
 	}
 	if total > MaxAppendBytes {
-		return nil, 0, &TooLargeError{Stream: stream, What: "the append", Size: total, Limit: MaxAppendBytes, Unit: "bytes"}
+		return nil, 0, &TooLargeError{Namespace: key.Namespace, Stream: key.Name, What: "the append", Size: total, Limit: MaxAppendBytes, Unit: "bytes"}
 	}
 	return out, total, nil
+}
+
+// encodeEvent validates the append's event i and converts it to what is
+// stored, with its size; ids holds the ids of the events before it.
+func encodeEvent(key client.ObjectKey, i int, e EventData, now metav1.MicroTime, ids map[string]int) (jobstatev1alpha1.Event, int, error) {
+	invalid := func(format string, args ...any) error {
+		return &InvalidEventError{Namespace: key.Namespace, Stream: key.Name, Index: i, Reason: fmt.Sprintf(format, args...)}
+	}
+	id := e.ID
+	if id == "" {
+		id = uuid.NewString()
+	} else if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return jobstatev1alpha1.Event{}, 0, invalid("id %q is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", id)
+	}
+	if j, ok := ids[id]; ok {
+		return jobstatev1alpha1.Event{}, 0, invalid("id %s is also the id of event %d of this append", id, j)
+	}
+	ids[id] = i
+	if e.Type == "" || len(e.Type) > 128 {
+		return jobstatev1alpha1.Event{}, 0, invalid("type must have 1 to 128 characters, got %d", len(e.Type))
+	}
+	if !utf8.ValidString(e.Type) {
+		return jobstatev1alpha1.Event{}, 0, invalid("type %q is not valid UTF-8", e.Type)
+	}
+	data, err := jsonObject(e.Data)
+	if err != nil {
+		return jobstatev1alpha1.Event{}, 0, invalid("data: %v", err)
+	}
+	ev := jobstatev1alpha1.Event{ID: id, Type: e.Type, Data: runtime.RawExtension{Raw: data}, Time: now}
+	if e.Metadata != nil {
+		meta, err := jsonObject(e.Metadata)
+		if err != nil {
+			return jobstatev1alpha1.Event{}, 0, invalid("metadata: %v", err)
+		}
+		ev.Metadata = &runtime.RawExtension{Raw: meta}
+	}
+	// Its size as stored: one JSON line (HTML characters escaped).
+	line, err := json.Marshal(&ev)
+	if err != nil {
+		return jobstatev1alpha1.Event{}, 0, invalid("%v", err)
+	}
+	if n := len(line); n > MaxEventBytes {
+		return jobstatev1alpha1.Event{}, 0, &TooLargeError{Namespace: key.Namespace, Stream: key.Name, What: fmt.Sprintf("event %d (type %s)", i, e.Type), Size: n, Limit: MaxEventBytes, Unit: "bytes"}
+	}
+	return ev, len(line), nil
 }
 
 // jsonObject encodes v, which must be a JSON object.
@@ -498,10 +592,10 @@ func jsonObject(v any) ([]byte, error) {
 	return json.Marshal(json.RawMessage(raw))
 }
 
-// Version returns the position of the stream's last event. ok is false (and
-// version NoStream) when the stream has no events.
-func (c *Client) Version(ctx context.Context, stream string) (version int64, ok bool, err error) {
-	es, err := c.head(ctx, stream)
+// Version returns the position of the last event of the stream key. ok is
+// false (and version NoStream) when the stream has no events.
+func (c *Client) Version(ctx context.Context, key client.ObjectKey) (version int64, ok bool, err error) {
+	es, err := c.head(ctx, key)
 	if errors.Is(err, ErrStreamNotFound) {
 		return NoStream, false, nil
 	}
@@ -512,31 +606,34 @@ func (c *Client) Version(ctx context.Context, stream string) (version int64, ok 
 }
 
 // head reads the stream live; a stream without events is a *NotFoundError.
-func (c *Client) head(ctx context.Context, stream string) (*jobstatev1alpha1.EventStream, error) {
+func (c *Client) head(ctx context.Context, key client.ObjectKey) (*jobstatev1alpha1.EventStream, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
 	es := &jobstatev1alpha1.EventStream{}
-	err := c.reader.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: stream}, es)
+	err := c.reader.Get(ctx, key, es)
 	if apierrors.IsNotFound(err) || (err == nil && (es.Head == nil || es.Head.Version < 0)) {
-		return nil, &NotFoundError{Namespace: c.namespace, Stream: stream}
+		return nil, &NotFoundError{Namespace: key.Namespace, Stream: key.Name}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading stream %s/%s: %w", c.namespace, stream, err)
+		return nil, fmt.Errorf("reading stream %s: %w", key, err)
 	}
 	return es, nil
 }
 
-// Read returns up to limit events of stream in order, starting at position
-// from; fewer at the end of the stream. Events that retention removed are
-// skipped: the first event returned may then be after from. It fails with a
-// *NotFoundError if the stream has no events.
-func (c *Client) Read(ctx context.Context, stream string, from int64, limit int) ([]RecordedEvent, error) {
+// Read returns up to limit events of the stream key in order, starting at
+// position from; fewer at the end of the stream. Events that retention
+// removed are skipped: the first event returned may then be after from. It
+// fails with a *NotFoundError if the stream has no events.
+func (c *Client) Read(ctx context.Context, key client.ObjectKey, from int64, limit int) ([]RecordedEvent, error) {
 	if limit <= 0 {
-		return nil, fmt.Errorf("reading stream %s: limit must be positive, got %d", stream, limit)
+		return nil, fmt.Errorf("reading stream %s: limit must be positive, got %d", key, limit)
 	}
-	es, err := c.head(ctx, stream)
+	es, err := c.head(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkHead(stream, es.Head); err != nil {
+	if err := checkHead(key, es.Head); err != nil {
 		return nil, err
 	}
 	from = max(from, 0)
@@ -551,9 +648,9 @@ func (c *Client) Read(ctx context.Context, stream string, from int64, limit int)
 	for p := from; p <= h.Version && len(out) < limit; p++ {
 		gp, err := revisionOf(h, es.ResourceVersion, p)
 		if err != nil {
-			return nil, fmt.Errorf("reading stream %s: %w", stream, err)
+			return nil, fmt.Errorf("reading stream %s: %w", key, err)
 		}
-		out = append(out, recorded(stream, &h.Events.Items[p-h.First], gp))
+		out = append(out, recorded(key.Name, &h.Events.Items[p-h.First], gp))
 	}
 	return out, nil
 }

@@ -17,12 +17,14 @@ limitations under the License.
 package stream_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -30,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/internal/testenv"
@@ -40,23 +43,27 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
-func newClient(t *testing.T, ns string) *stream.Client {
+// newClient is a sealer's Client, for every namespace.
+func newClient(t *testing.T) *stream.Client {
 	t.Helper()
-	c, err := stream.New(env.Client, ns, stream.Options{Sealer: true})
+	c, err := stream.New(env.Client, stream.Options{Sealer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
+// streamKey names the stream name in namespace ns.
+func streamKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
 func ev(typ string, data any) stream.EventData { return stream.EventData{Type: typ, Data: data} }
 
-// appendN appends n single events to name, one Append each.
-func appendN(t *testing.T, c *stream.Client, name string, n int) []stream.AppendResult {
+// appendN appends n single events to the stream key, one Append each.
+func appendN(t *testing.T, c *stream.Client, key client.ObjectKey, n int) []stream.AppendResult {
 	t.Helper()
 	var out []stream.AppendResult
 	for i := range n {
-		res, err := c.Append(t.Context(), name, []stream.EventData{ev("Counted", map[string]int{"i": i})}, stream.AppendOptions{})
+		res, err := c.Append(t.Context(), key, []stream.EventData{ev("Counted", map[string]int{"i": i})}, stream.AppendOptions{})
 		if err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
@@ -65,11 +72,11 @@ func appendN(t *testing.T, c *stream.Client, name string, n int) []stream.Append
 	return out
 }
 
-func readAll(t *testing.T, c *stream.Client, name string) []stream.RecordedEvent {
+func readAll(t *testing.T, c *stream.Client, key client.ObjectKey) []stream.RecordedEvent {
 	t.Helper()
-	events, err := c.Read(t.Context(), name, 0, 1<<20)
+	events, err := c.Read(t.Context(), key, 0, 1<<20)
 	if err != nil {
-		t.Fatalf("reading %s: %v", name, err)
+		t.Fatalf("reading %s: %v", key, err)
 	}
 	return events
 }
@@ -92,14 +99,14 @@ func TestTwoWritersSameExpectedVersion(t *testing.T) {
 	ns := env.Namespace(t)
 	for _, shared := range []bool{false, true} {
 		t.Run(fmt.Sprintf("sharedClient=%v", shared), func(t *testing.T) {
-			a := newClient(t, ns)
+			a := newClient(t)
 			b := a
 			if !shared {
-				b = newClient(t, ns)
+				b = newClient(t)
 			}
 			name := fmt.Sprintf("account-%v", shared)
-			appendN(t, a, name, 3)
-			v, ok, err := b.Version(t.Context(), name)
+			appendN(t, a, streamKey(ns, name), 3)
+			v, ok, err := b.Version(t.Context(), streamKey(ns, name))
 			if err != nil || !ok || v != 2 {
 				t.Fatalf("Version = %d, %v, %v; want 2, true, nil", v, ok, err)
 			}
@@ -107,7 +114,7 @@ func TestTwoWritersSameExpectedVersion(t *testing.T) {
 			var wg sync.WaitGroup
 			for i, c := range []*stream.Client{a, b} {
 				wg.Go(func() {
-					_, errs[i] = c.Append(t.Context(), name, []stream.EventData{ev("Deposited", map[string]int{"amount": 100})}, stream.ExpectVersion(v))
+					_, errs[i] = c.Append(t.Context(), streamKey(ns, name), []stream.EventData{ev("Deposited", map[string]int{"amount": 100})}, stream.ExpectVersion(v))
 				})
 			}
 			wg.Wait()
@@ -131,7 +138,7 @@ func TestTwoWritersSameExpectedVersion(t *testing.T) {
 			if conflicts != 1 {
 				t.Fatalf("%d of 2 appends conflicted, want exactly 1: %v", conflicts, errs)
 			}
-			checkContiguous(t, readAll(t, a, name), 4)
+			checkContiguous(t, readAll(t, a, streamKey(ns, name)), 4)
 		})
 	}
 }
@@ -144,7 +151,7 @@ func TestConcurrentAppends(t *testing.T) {
 	for _, shared := range []bool{true, false} {
 		t.Run(fmt.Sprintf("sharedClient=%v", shared), func(t *testing.T) {
 			name := fmt.Sprintf("busy-%v", shared)
-			sharedClient := newClient(t, ns)
+			sharedClient := newClient(t)
 			type appended struct {
 				id  string
 				res stream.AppendResult
@@ -154,12 +161,12 @@ func TestConcurrentAppends(t *testing.T) {
 			for w := range writers {
 				c := sharedClient
 				if !shared {
-					c = newClient(t, ns)
+					c = newClient(t)
 				}
 				wg.Go(func() {
 					for i := range each {
 						id := uuid.NewString()
-						res, err := c.Append(t.Context(), name, []stream.EventData{{ID: id, Type: "Counted", Data: map[string]int{"writer": w, "i": i}}}, stream.AppendOptions{})
+						res, err := c.Append(t.Context(), streamKey(ns, name), []stream.EventData{{ID: id, Type: "Counted", Data: map[string]int{"writer": w, "i": i}}}, stream.AppendOptions{})
 						if err != nil {
 							t.Errorf("writer %d append %d: %v", w, i, err)
 							return
@@ -172,7 +179,7 @@ func TestConcurrentAppends(t *testing.T) {
 			if t.Failed() {
 				return
 			}
-			events := readAll(t, sharedClient, name)
+			events := readAll(t, sharedClient, streamKey(ns, name))
 			checkContiguous(t, events, writers*each)
 			seen := map[string]bool{}
 			for _, e := range events {
@@ -215,11 +222,11 @@ func checkGlobalOrder(t *testing.T, events []stream.RecordedEvent) {
 
 func TestExpectations(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
 
 	// "stream exists" on a missing stream fails and creates nothing.
-	_, err := c.Append(ctx, "missing", []stream.EventData{ev("A", nil)}, stream.AppendOptions{StreamExists: true})
+	_, err := c.Append(ctx, streamKey(ns, "missing"), []stream.EventData{ev("A", nil)}, stream.AppendOptions{StreamExists: true})
 	if !errors.Is(err, stream.ErrStreamNotFound) {
 		t.Fatalf("StreamExists on a missing stream: %v, want ErrStreamNotFound", err)
 	}
@@ -227,31 +234,31 @@ func TestExpectations(t *testing.T) {
 		t.Fatalf("the failed append created the stream: %v", err)
 	}
 	// N on a missing stream: conflict with actual -1.
-	_, err = c.Append(ctx, "missing", []stream.EventData{ev("A", nil)}, stream.ExpectVersion(0))
+	_, err = c.Append(ctx, streamKey(ns, "missing"), []stream.EventData{ev("A", nil)}, stream.ExpectVersion(0))
 	var vc *stream.VersionConflictError
 	if !errors.As(err, &vc) || vc.Expected != 0 || vc.Actual != -1 {
 		t.Fatalf("expected 0 on a missing stream: %v", err)
 	}
-	if _, ok, err := c.Version(ctx, "missing"); ok || err != nil {
+	if _, ok, err := c.Version(ctx, streamKey(ns, "missing")); ok || err != nil {
 		t.Fatalf("Version of a missing stream: ok %v err %v", ok, err)
 	}
-	if _, err := c.Read(ctx, "missing", 0, 10); !errors.Is(err, stream.ErrStreamNotFound) {
+	if _, err := c.Read(ctx, streamKey(ns, "missing"), 0, 10); !errors.Is(err, stream.ErrStreamNotFound) {
 		t.Fatalf("Read of a missing stream: %v", err)
 	}
 
 	// -1 creates, then fails on the existing stream.
-	res, err := c.Append(ctx, "s", []stream.EventData{ev("A", nil), ev("B", nil)}, stream.ExpectVersion(stream.NoStream))
+	res, err := c.Append(ctx, streamKey(ns, "s"), []stream.EventData{ev("A", nil), ev("B", nil)}, stream.ExpectVersion(stream.NoStream))
 	if err != nil || res.Version != 1 || len(res.Positions) != 2 || res.Positions[0] != 0 || res.Positions[1] != 1 {
 		t.Fatalf("-1 on a new stream: %+v, %v", res, err)
 	}
-	_, err = c.Append(ctx, "s", []stream.EventData{ev("C", nil)}, stream.ExpectVersion(stream.NoStream))
+	_, err = c.Append(ctx, streamKey(ns, "s"), []stream.EventData{ev("C", nil)}, stream.ExpectVersion(stream.NoStream))
 	if !errors.As(err, &vc) || vc.Expected != -1 || vc.Actual != 1 || err.Error() != "Expected version -1, stream is at version 1" {
 		t.Fatalf("-1 on an existing stream: %v", err)
 	}
-	if _, err := c.Append(ctx, "s", []stream.EventData{ev("C", nil)}, stream.AppendOptions{StreamExists: true, ExpectedVersion: ptr.To[int64](1)}); err != nil {
+	if _, err := c.Append(ctx, streamKey(ns, "s"), []stream.EventData{ev("C", nil)}, stream.AppendOptions{StreamExists: true, ExpectedVersion: ptr.To[int64](1)}); err != nil {
 		t.Fatalf("StreamExists and expected 1: %v", err)
 	}
-	checkContiguous(t, readAll(t, c, "s"), 3)
+	checkContiguous(t, readAll(t, c, streamKey(ns, "s")), 3)
 
 	// An EventStream created empty (kubectl apply with a retention policy)
 	// has no version until its first event.
@@ -263,30 +270,30 @@ func TestExpectations(t *testing.T) {
 	if empty.Head == nil || empty.Head.Version != -1 {
 		t.Fatalf("a created EventStream has head.version %+v, want the default -1", empty.Head)
 	}
-	if _, err := c.Append(ctx, "empty", []stream.EventData{ev("A", nil)}, stream.AppendOptions{StreamExists: true}); !errors.Is(err, stream.ErrStreamNotFound) {
+	if _, err := c.Append(ctx, streamKey(ns, "empty"), []stream.EventData{ev("A", nil)}, stream.AppendOptions{StreamExists: true}); !errors.Is(err, stream.ErrStreamNotFound) {
 		t.Fatalf("StreamExists on an empty stream: %v", err)
 	}
-	if res, err := c.Append(ctx, "empty", []stream.EventData{ev("A", nil)}, stream.ExpectVersion(stream.NoStream)); err != nil || res.Version != 0 {
+	if res, err := c.Append(ctx, streamKey(ns, "empty"), []stream.EventData{ev("A", nil)}, stream.ExpectVersion(stream.NoStream)); err != nil || res.Version != 0 {
 		t.Fatalf("-1 on an empty stream: %+v %v", res, err)
 	}
 }
 
 func TestIdempotentRetry(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
-	appendN(t, c, "s", 2)
+	appendN(t, c, streamKey(ns, "s"), 2)
 	batch := []stream.EventData{
 		{ID: uuid.NewString(), Type: "Deposited", Data: map[string]int{"amount": 1}},
 		{ID: uuid.NewString(), Type: "Deposited", Data: map[string]int{"amount": 2}},
 	}
-	first, err := c.Append(ctx, "s", batch, stream.ExpectVersion(1))
+	first, err := c.Append(ctx, streamKey(ns, "s"), batch, stream.ExpectVersion(1))
 	if err != nil || first.Duplicate {
 		t.Fatalf("first append: %+v %v", first, err)
 	}
 	// The client timed out and retries with the same expected version:
 	// the stream is at 3 now, but the retry is recognised first.
-	again, err := c.Append(ctx, "s", batch, stream.ExpectVersion(1))
+	again, err := c.Append(ctx, streamKey(ns, "s"), batch, stream.ExpectVersion(1))
 	if err != nil || !again.Duplicate || again.Positions[0] != 2 || again.Positions[1] != 3 || again.Version != 3 {
 		t.Fatalf("retry: %+v %v", again, err)
 	}
@@ -294,38 +301,38 @@ func TestIdempotentRetry(t *testing.T) {
 		t.Fatalf("retry global positions %v, first %v", again.GlobalPositions, first.GlobalPositions)
 	}
 	// A different client (another process) retrying.
-	other := newClient(t, ns)
-	if r, err := other.Append(ctx, "s", batch, stream.AppendOptions{}); err != nil || !r.Duplicate {
+	other := newClient(t)
+	if r, err := other.Append(ctx, streamKey(ns, "s"), batch, stream.AppendOptions{}); err != nil || !r.Duplicate {
 		t.Fatalf("retry from another client: %+v %v", r, err)
 	}
-	checkContiguous(t, readAll(t, c, "s"), 4)
+	checkContiguous(t, readAll(t, c, streamKey(ns, "s")), 4)
 
 	// Reusing one id with other events is refused, nothing stored.
-	_, err = c.Append(ctx, "s", []stream.EventData{ev("New", nil), batch[1]}, stream.AppendOptions{})
+	_, err = c.Append(ctx, streamKey(ns, "s"), []stream.EventData{ev("New", nil), batch[1]}, stream.AppendOptions{})
 	var dup *stream.DuplicateIDError
 	if !errors.As(err, &dup) || dup.ID != batch[1].ID || dup.Position != 3 {
 		t.Fatalf("reused id: %v", err)
 	}
-	_, err = c.Append(ctx, "s", []stream.EventData{batch[1], batch[0]}, stream.AppendOptions{})
+	_, err = c.Append(ctx, streamKey(ns, "s"), []stream.EventData{batch[1], batch[0]}, stream.AppendOptions{})
 	if !errors.Is(err, stream.ErrDuplicateID) {
 		t.Fatalf("retry with ids out of order: %v", err)
 	}
 	// An id stored at position 2 as the 4th event of an append: it cannot
 	// be a retry (it would start at position -1).
-	_, err = c.Append(ctx, "s", []stream.EventData{ev("X", nil), ev("Y", nil), ev("Z", nil), batch[0]}, stream.AppendOptions{})
+	_, err = c.Append(ctx, streamKey(ns, "s"), []stream.EventData{ev("X", nil), ev("Y", nil), ev("Z", nil), batch[0]}, stream.AppendOptions{})
 	if !errors.Is(err, stream.ErrDuplicateID) {
 		t.Fatalf("a stored id late in a new append: %v", err)
 	}
-	if v, _, _ := c.Version(ctx, "s"); v != 3 {
+	if v, _, _ := c.Version(ctx, streamKey(ns, "s")); v != 3 {
 		t.Fatalf("version %d after refused appends, want 3", v)
 	}
 }
 
 func TestBadInput(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
-	appendN(t, c, "s", 1)
+	appendN(t, c, streamKey(ns, "s"), 1)
 	big := strings.Repeat("x", stream.MaxEventBytes)
 	many := make([]stream.EventData, stream.MaxAppendEvents+1)
 	for i := range many {
@@ -351,13 +358,13 @@ func TestBadInput(t *testing.T) {
 		{"no events", nil, stream.ErrInvalidEvent, "at least one event"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.Append(ctx, "s", tc.events, stream.AppendOptions{})
+			_, err := c.Append(ctx, streamKey(ns, "s"), tc.events, stream.AppendOptions{})
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("err = %v, want %v containing %q", err, tc.want, tc.text)
 			}
 		})
 	}
-	if v, _, _ := c.Version(ctx, "s"); v != 0 {
+	if v, _, _ := c.Version(ctx, streamKey(ns, "s")); v != 0 {
 		t.Fatalf("version %d after refused appends, want 0", v)
 	}
 }
@@ -366,15 +373,15 @@ func TestBadInput(t *testing.T) {
 // multi-event append that triggers a seal is stored whole.
 func TestSegments(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
 	const singles = 150
-	appendN(t, c, "s", singles)
+	appendN(t, c, streamKey(ns, "s"), singles)
 	batch := make([]stream.EventData, 100)
 	for i := range batch {
 		batch[i] = ev("Batched", map[string]int{"i": i})
 	}
-	res, err := c.Append(ctx, "s", batch, stream.AppendOptions{})
+	res, err := c.Append(ctx, streamKey(ns, "s"), batch, stream.AppendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +397,7 @@ func TestSegments(t *testing.T) {
 	if es.Head.First == 0 || res.Positions[0] < es.Head.First {
 		t.Fatalf("head.first = %d: the append did not seal before adding its %d events", es.Head.First, len(batch))
 	}
-	appendN(t, c, "s", 1000)
+	appendN(t, c, streamKey(ns, "s"), 1000)
 	total := singles + len(batch) + 1000
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "s"}, es); err != nil {
 		t.Fatal(err)
@@ -416,8 +423,8 @@ func TestSegments(t *testing.T) {
 		}
 	}
 	// A fresh client (empty segment cache) reads everything, in order.
-	fresh := newClient(t, ns)
-	events := readAll(t, fresh, "s")
+	fresh := newClient(t)
+	events := readAll(t, fresh, streamKey(ns, "s"))
 	checkContiguous(t, events, total)
 	checkGlobalOrder(t, events)
 	for i, e := range events[singles : singles+len(batch)] {
@@ -427,7 +434,7 @@ func TestSegments(t *testing.T) {
 	}
 	// Reads from the middle, crossing segment boundaries, in pages.
 	for from := int64(0); from < int64(total); from += 97 {
-		page, err := fresh.Read(ctx, "s", from, 97)
+		page, err := fresh.Read(ctx, streamKey(ns, "s"), from, 97)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -448,7 +455,7 @@ func TestSegments(t *testing.T) {
 // writes stamp or seal it.
 func TestGlobalPositionIsCommitOrder(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
 	streams := []string{"a", "b", "c"}
 	type stored struct {
@@ -462,7 +469,7 @@ func TestGlobalPositionIsCommitOrder(t *testing.T) {
 		if i%7 == 0 {
 			name = streams[0] // uneven, so writes to one stream follow each other too
 		}
-		res, err := c.Append(ctx, name, []stream.EventData{ev("A", nil), ev("B", nil)}, stream.AppendOptions{})
+		res, err := c.Append(ctx, streamKey(ns, name), []stream.EventData{ev("A", nil), ev("B", nil)}, stream.AppendOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -477,7 +484,7 @@ func TestGlobalPositionIsCommitOrder(t *testing.T) {
 	}
 	read := map[string][]stream.RecordedEvent{}
 	for _, name := range streams {
-		read[name] = readAll(t, c, name)
+		read[name] = readAll(t, c, streamKey(ns, name))
 	}
 	for _, s := range order {
 		if got := read[s.stream][s.position].GlobalPosition; got != s.global {
@@ -490,15 +497,15 @@ func TestGlobalPositionIsCommitOrder(t *testing.T) {
 // them (here a merge patch, as kubectl patch sends).
 func TestCommittedEventsAreImmutable(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
-	appendN(t, c, "s", 300)
+	appendN(t, c, streamKey(ns, "s"), 300)
 	key := client.ObjectKey{Namespace: ns, Name: "s"}
 	es := &jobstatev1alpha1.EventStream{}
 	if err := env.Client.Get(ctx, key, es); err != nil {
 		t.Fatal(err)
 	}
-	before := readAll(t, c, "s")
+	before := readAll(t, c, streamKey(ns, "s"))
 	segs, err := stream.ListSegments(ctx, env.Client, es)
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("segments: %v %v", segs, err)
@@ -541,7 +548,7 @@ func TestCommittedEventsAreImmutable(t *testing.T) {
 			}
 		})
 	}
-	after := readAll(t, c, "s")
+	after := readAll(t, c, streamKey(ns, "s"))
 	if len(after) != len(before) {
 		t.Fatalf("%d events after the refused edits, %d before", len(after), len(before))
 	}
@@ -556,14 +563,14 @@ func TestCommittedEventsAreImmutable(t *testing.T) {
 // ids still in the head.
 func TestRetryOfAPartlySealedAppend(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
-	appendN(t, c, "s", 30)
+	appendN(t, c, streamKey(ns, "s"), 30)
 	batch := make([]stream.EventData, 20)
 	for i := range batch {
 		batch[i] = stream.EventData{ID: uuid.NewString(), Type: "Batched", Data: map[string]int{"i": i}}
 	}
-	first, err := c.Append(ctx, "s", batch, stream.AppendOptions{})
+	first, err := c.Append(ctx, streamKey(ns, "s"), batch, stream.AppendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,12 +582,12 @@ func TestRetryOfAPartlySealedAppend(t *testing.T) {
 		if es.Head.First > first.Positions[0] {
 			break
 		}
-		appendN(t, c, "s", 1)
+		appendN(t, c, streamKey(ns, "s"), 1)
 	}
 	if es.Head.First <= first.Positions[0] || es.Head.First > first.Positions[19] {
 		t.Fatalf("setup: head.first %d does not cut the append at %d..%d", es.Head.First, first.Positions[0], first.Positions[19])
 	}
-	again, err := newClient(t, ns).Append(ctx, "s", batch, stream.AppendOptions{})
+	again, err := newClient(t).Append(ctx, streamKey(ns, "s"), batch, stream.AppendOptions{})
 	if err != nil || !again.Duplicate {
 		t.Fatalf("retry: %+v %v", again, err)
 	}
@@ -595,10 +602,10 @@ func TestRetryOfAPartlySealedAppend(t *testing.T) {
 // accepted and the global positions are unchanged.
 func TestForeignWritesWaitForTheCommitRevision(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
-	appendN(t, c, "s", 3)
-	before := readAll(t, c, "s")
+	appendN(t, c, streamKey(ns, "s"), 3)
+	before := readAll(t, c, streamKey(ns, "s"))
 	label := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"billing"}}}`))
 	es := &jobstatev1alpha1.EventStream{}
 	es.Namespace, es.Name = ns, "s"
@@ -609,13 +616,13 @@ func TestForeignWritesWaitForTheCommitRevision(t *testing.T) {
 	if err := env.Client.Status().Patch(ctx, es, status); !apierrors.IsInvalid(err) {
 		t.Fatalf("a status write on a stream with an unrecorded append: %v", err)
 	}
-	if _, wrote, err := c.Seal(ctx, "s"); err != nil || !wrote {
+	if _, wrote, err := c.Seal(ctx, streamKey(ns, "s")); err != nil || !wrote {
 		t.Fatalf("Seal: wrote %v, %v", wrote, err)
 	}
 	if err := env.Client.Patch(ctx, es, label); err != nil {
 		t.Fatalf("labelling after Seal: %v", err)
 	}
-	after := readAll(t, c, "s")
+	after := readAll(t, c, streamKey(ns, "s"))
 	for i, e := range before {
 		if after[i].GlobalPosition != e.GlobalPosition {
 			t.Fatalf("event %d: global position %s, then %s", i, e.GlobalPosition, after[i].GlobalPosition)
@@ -628,7 +635,7 @@ func TestForeignWritesWaitForTheCommitRevision(t *testing.T) {
 // back by later appends and seals: the API server compares the stored text.
 func TestEventTextRoundTrips(t *testing.T) {
 	ns := env.Namespace(t)
-	c := newClient(t, ns)
+	c := newClient(t)
 	ctx := t.Context()
 	odd := stream.EventData{
 		Type:     "Déposé<&>",
@@ -636,18 +643,114 @@ func TestEventTextRoundTrips(t *testing.T) {
 		Metadata: map[string]string{"cause": "<script>"},
 	}
 	for range 3 {
-		if _, err := c.Append(ctx, "s", []stream.EventData{odd}, stream.AppendOptions{}); err != nil {
+		if _, err := c.Append(ctx, streamKey(ns, "s"), []stream.EventData{odd}, stream.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		appendN(t, c, "s", 40) // past a seal
+		appendN(t, c, streamKey(ns, "s"), 40) // past a seal
 	}
-	events := readAll(t, newClient(t, ns), "s")
+	events := readAll(t, newClient(t), streamKey(ns, "s"))
 	checkContiguous(t, events, 123)
 	for _, p := range []int{0, 41, 82} {
 		e := events[p]
 		var data map[string]string
 		if err := json.Unmarshal(e.Data, &data); err != nil || e.Type != odd.Type || data["note"] != "a <b> & c" || data["name"] != "Zoë 🚀" {
 			t.Fatalf("event %d read back as %s %s (%v)", p, e.Type, e.Data, err)
+		}
+	}
+}
+
+// One Client serves every namespace: streams of one name in two namespaces
+// are two streams, whose group commits, carried heads and cached segments
+// (with the same names) do not mix.
+func TestOneClientForEveryNamespace(t *testing.T) {
+	ctx := t.Context()
+	namespaces := []string{env.Namespace(t), env.Namespace(t)}
+	c := newClient(t)
+	const writers, each = 4, 25 // 100 events per stream: sealed twice
+	var mu sync.Mutex
+	ids := map[string]map[string]bool{}
+	var wg sync.WaitGroup
+	for _, ns := range namespaces {
+		ids[ns] = map[string]bool{}
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					id := uuid.NewString()
+					if _, err := c.Append(ctx, streamKey(ns, "s"), []stream.EventData{{ID: id, Type: "Counted", Data: map[string]int{"w": w, "i": i}}}, stream.AppendOptions{}); err != nil {
+						t.Errorf("%s writer %d append %d: %v", ns, w, i, err)
+						return
+					}
+					mu.Lock()
+					ids[ns][id] = true
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// A fresh Client reads both, twice: the second time from its cache.
+	fresh := newClient(t)
+	for range 2 {
+		for _, ns := range namespaces {
+			events := readAll(t, fresh, streamKey(ns, "s"))
+			checkContiguous(t, events, writers*each)
+			for _, e := range events {
+				if !ids[ns][e.ID] {
+					t.Fatalf("%s/s position %d holds %s, not appended there", ns, e.Position, e.ID)
+				}
+			}
+		}
+	}
+	// Alternating appends to the two streams each start from the head this
+	// Client carries for that stream: one write each, no read.
+	var gets, writes atomic.Int64
+	counted := interceptor.NewClient(env.Client, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets.Add(1)
+			return c.Get(ctx, key, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			writes.Add(1)
+			return c.Update(ctx, obj, opts...)
+		},
+	})
+	worker, err := stream.New(counted, stream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range namespaces {
+		appendN(t, worker, streamKey(ns, "t"), 1)
+	}
+	gets.Store(0)
+	writes.Store(0)
+	for i := range 10 {
+		key := streamKey(namespaces[i%2], "t")
+		if _, err := worker.Append(ctx, key, []stream.EventData{ev("Counted", nil)}, stream.ExpectVersion(int64(i/2))); err != nil {
+			t.Fatalf("append %d to %s: %v", i, key, err)
+		}
+	}
+	if gets.Load() != 0 || writes.Load() != 10 {
+		t.Fatalf("10 alternating appends made %d reads and %d writes, want 0 and 10", gets.Load(), writes.Load())
+	}
+}
+
+// A stream is named by a namespace and a name: a key without either is
+// refused before any request.
+func TestKeyNeedsNamespaceAndName(t *testing.T) {
+	c := newClient(t)
+	ctx := t.Context()
+	for _, key := range []client.ObjectKey{{Name: "s"}, {Namespace: env.Namespace(t)}} {
+		_, appendErr := c.Append(ctx, key, []stream.EventData{ev("A", nil)}, stream.AppendOptions{})
+		_, readErr := c.Read(ctx, key, 0, 1)
+		_, _, versionErr := c.Version(ctx, key)
+		_, _, sealErr := c.Seal(ctx, key)
+		for call, err := range map[string]error{"Append": appendErr, "Read": readErr, "Version": versionErr, "Seal": sealErr} {
+			if err == nil || !strings.Contains(err.Error(), "a namespace and a name") {
+				t.Errorf("%s(%q): %v, want refused", call, key, err)
+			}
 		}
 	}
 }

@@ -82,8 +82,11 @@ type tamperFixture struct {
 	sealer   *stream.Client
 }
 
+// key names the fixture's stream.
+func (f *tamperFixture) key() client.ObjectKey { return streamKey(f.ns, f.name) }
+
 func newTamperFixture(t *testing.T, ns, name string) *tamperFixture {
-	f := &tamperFixture{t: t, ns: ns, name: name, sealer: newClient(t, ns)}
+	f := &tamperFixture{t: t, ns: ns, name: name, sealer: newClient(t)}
 	f.append(60)
 	if segs := f.segments(); len(segs) != 1 || segs[0].First != 0 || segs[0].Last != 31 {
 		t.Fatalf("fixture: segments %+v, want 0..31", segs)
@@ -93,12 +96,12 @@ func newTamperFixture(t *testing.T, ns, name string) *tamperFixture {
 
 func (f *tamperFixture) append(n int) {
 	f.t.Helper()
-	for _, r := range appendN(f.t, f.sealer, f.name, n) {
+	for _, r := range appendN(f.t, f.sealer, f.key(), n) {
 		for range r.Positions {
 			f.appended = append(f.appended, "")
 		}
 	}
-	events := readAll(f.t, newClient(f.t, f.ns), f.name)
+	events := readAll(f.t, newClient(f.t), f.key())
 	for i, e := range events {
 		f.appended[i] = e.ID
 	}
@@ -134,7 +137,7 @@ func (f *tamperFixture) segment(first int64) *jobstatev1alpha1.EventSegment {
 // intact fails unless a fresh client reads exactly the appended events.
 func (f *tamperFixture) intact() {
 	f.t.Helper()
-	events := readAll(f.t, newClient(f.t, f.ns), f.name)
+	events := readAll(f.t, newClient(f.t), f.key())
 	if len(events) != len(f.appended) {
 		f.t.Fatalf("a fresh client reads %d events, %d were appended", len(events), len(f.appended))
 	}
@@ -149,12 +152,12 @@ func (f *tamperFixture) intact() {
 // and a Read from the head's first event still serves what was appended.
 func (f *tamperFixture) detected(want string) {
 	f.t.Helper()
-	c := newClient(f.t, f.ns)
-	if events, err := c.Read(f.t.Context(), f.name, 0, 1000); err == nil || !strings.Contains(err.Error(), want) {
+	c := newClient(f.t)
+	if events, err := c.Read(f.t.Context(), f.key(), 0, 1000); err == nil || !strings.Contains(err.Error(), want) {
 		f.t.Fatalf("Read of a tampered stream: %d events, %v; want an error naming %q", len(events), err, want)
 	}
 	first := f.stream().Head.First
-	events, err := c.Read(f.t.Context(), f.name, first, 1000)
+	events, err := c.Read(f.t.Context(), f.key(), first, 1000)
 	if err != nil || int64(len(events)) != int64(len(f.appended))-first || events[0].ID != f.appended[first] {
 		f.t.Fatalf("Read from the head (%d): %d events, %v", first, len(events), err)
 	}
@@ -273,7 +276,7 @@ func TestSealerIdentityCannotRewriteHistoryUnnoticed(t *testing.T) {
 		}
 		f.detected("segment replaced.000000000000 does not match the sealed history")
 		var tampered *stream.TamperedError
-		if _, err := newClient(t, ns).Read(ctx, "replaced", 0, 10); !errors.As(err, &tampered) || !errors.Is(err, stream.ErrTampered) {
+		if _, err := newClient(t).Read(ctx, streamKey(ns, "replaced"), 0, 10); !errors.As(err, &tampered) || !errors.Is(err, stream.ErrTampered) {
 			t.Fatalf("Read: %v, want a *TamperedError", err)
 		}
 	})
@@ -347,7 +350,7 @@ func TestUnchainedStreamKeepsWorking(t *testing.T) {
 	if err := env.Client.Create(ctx, seg); err != nil {
 		t.Fatal(err)
 	}
-	f := &tamperFixture{t: t, ns: ns, name: "old", sealer: newClient(t, ns), appended: make([]string, 40)}
+	f := &tamperFixture{t: t, ns: ns, name: "old", sealer: newClient(t), appended: make([]string, 40)}
 	for i, e := range events {
 		f.appended[i] = e.ID
 	}
@@ -365,7 +368,7 @@ func TestUnchainedStreamKeepsWorking(t *testing.T) {
 func TestAppendWaitsForTheSealer(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	worker, err := stream.New(env.ClientAs(t, ns, "worker", "worker_role.yaml"), ns, stream.Options{})
+	worker, err := stream.New(env.ClientAs(t, ns, "worker", "worker_role.yaml"), stream.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,24 +380,24 @@ func TestAppendWaitsForTheSealer(t *testing.T) {
 		return events
 	}
 	for _, n := range []int{100, 28} { // 128: the most a head holds
-		if _, err := worker.Append(ctx, "full", batch(n), stream.AppendOptions{}); err != nil {
+		if _, err := worker.Append(ctx, streamKey(ns, "full"), batch(n), stream.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	short, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if _, err := worker.Append(short, "full", batch(1), stream.AppendOptions{}); !errors.Is(err, stream.ErrHeadFull) || !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := worker.Append(short, streamKey(ns, "full"), batch(1), stream.AppendOptions{}); !errors.Is(err, stream.ErrHeadFull) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("append to a full head: %v, want ErrHeadFull after the deadline", err)
 	}
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		if _, _, err := newClient(t, ns).Seal(ctx, "full"); err != nil {
+		if _, _, err := newClient(t).Seal(ctx, streamKey(ns, "full")); err != nil {
 			t.Errorf("seal: %v", err)
 		}
 	}()
-	res, err := worker.Append(ctx, "full", batch(1), stream.AppendOptions{})
+	res, err := worker.Append(ctx, streamKey(ns, "full"), batch(1), stream.AppendOptions{})
 	if err != nil || res.Version != 128 {
 		t.Fatalf("append after the seal: %+v, %v; want version 128", res, err)
 	}
-	checkContiguous(t, readAll(t, worker, "full"), 129)
+	checkContiguous(t, readAll(t, worker, streamKey(ns, "full")), 129)
 }

@@ -116,6 +116,11 @@ type lengthRow struct {
 // namespace).
 const streamName = "bench"
 
+// key names r's stream.
+func (r *lengthRow) key() client.ObjectKey {
+	return client.ObjectKey{Namespace: r.ns, Name: streamName}
+}
+
 // readResult is C.
 type readResult struct {
 	length   int
@@ -186,11 +191,11 @@ func (b *bench) fillStreams(ctx context.Context, lengths []int) ([]*lengthRow, e
 			return nil, err
 		}
 		r := &lengthRow{length: length, ns: ns}
-		if r.client, err = stream.New(countWrites(b.c, &r.writes), ns, stream.Options{Sealer: true}); err != nil {
+		if r.client, err = stream.New(countWrites(b.c, &r.writes), stream.Options{Sealer: true}); err != nil {
 			return nil, err
 		}
 		begin := time.Now()
-		if r.fillCalls, err = fill(ctx, r.client, streamName, length); err != nil {
+		if r.fillCalls, err = fill(ctx, r.client, r.key(), length); err != nil {
 			return nil, fmt.Errorf("filling the %s-event stream: %w", thousands(length), err)
 		}
 		r.fill = time.Since(begin)
@@ -199,10 +204,10 @@ func (b *bench) fillStreams(ctx context.Context, lengths []int) ([]*lengthRow, e
 	return rows, nil
 }
 
-// fill appends length events to the empty stream name in batches of
+// fill appends length events to the empty stream key in batches of
 // stream.MaxAppendEvents, checking that each batch lands where expected. It
 // returns the number of appends.
-func fill(ctx context.Context, sc *stream.Client, name string, length int) (int, error) {
+func fill(ctx context.Context, sc *stream.Client, key client.ObjectKey, length int) (int, error) {
 	calls := 0
 	for first := 0; first < length; first += stream.MaxAppendEvents {
 		n := min(stream.MaxAppendEvents, length-first)
@@ -210,7 +215,7 @@ func fill(ctx context.Context, sc *stream.Client, name string, length int) (int,
 		for i := range events {
 			events[i] = counted(first + i)
 		}
-		res, err := sc.Append(ctx, name, events, stream.AppendOptions{})
+		res, err := sc.Append(ctx, key, events, stream.AppendOptions{})
 		if err != nil {
 			return calls, err
 		}
@@ -243,7 +248,7 @@ func timeAppends(ctx context.Context, rows []*lengthRow, n int) {
 			// Rotate who goes first, so no length always follows another.
 			r := rows[(i+k)%len(rows)]
 			begin := time.Now()
-			_, err := r.client.Append(ctx, streamName, []stream.EventData{counted(r.length + i)}, stream.AppendOptions{})
+			_, err := r.client.Append(ctx, r.key(), []stream.EventData{counted(r.length + i)}, stream.AppendOptions{})
 			if err != nil {
 				r.failed++
 				if r.firstErr == nil {
@@ -261,7 +266,7 @@ func timeAppends(ctx context.Context, rows []*lengthRow, n int) {
 
 // checkVersion reads the stream's version live and compares it with want.
 func (r *lengthRow) checkVersion(ctx context.Context, want int64) {
-	v, ok, err := r.client.Version(ctx, streamName)
+	v, ok, err := r.client.Version(ctx, r.key())
 	switch {
 	case err != nil:
 		r.versionErr = fmt.Errorf("reading the version: %w", err)
@@ -289,7 +294,7 @@ func (b *bench) readStream(ctx context.Context, r *lengthRow, page int) (res rea
 			return c.List(ctx, list, opts...)
 		},
 	})
-	sc, err := stream.New(counted, r.ns, stream.Options{})
+	sc, err := stream.New(counted, stream.Options{})
 	if err != nil {
 		res.err = err
 		return res
@@ -300,7 +305,7 @@ func (b *bench) readStream(ctx context.Context, r *lengthRow, page int) (res rea
 	maxPages := r.length/page + 2
 	for next := int64(0); next < int64(r.length) && res.pages < maxPages; res.pages++ {
 		begin := time.Now()
-		events, err := sc.Read(ctx, streamName, next, page)
+		events, err := sc.Read(ctx, r.key(), next, page)
 		res.elapsed += time.Since(begin)
 		if err != nil {
 			res.err = fmt.Errorf("reading from position %d: %w", next, err)
@@ -318,7 +323,7 @@ func (b *bench) readStream(ctx context.Context, r *lengthRow, page int) (res rea
 	}
 	// The stream must end where the last page did: a live version check,
 	// outside the timing.
-	if v, _, err := sc.Version(ctx, streamName); err != nil {
+	if v, _, err := sc.Version(ctx, r.key()); err != nil {
 		res.err = fmt.Errorf("reading the version: %w", err)
 	} else if res.events != r.length || v != int64(r.length-1) {
 		res.err = fmt.Errorf("read %d events of a stream at version %d, want %d events (0 to %d)", res.events, v, r.length, r.length-1)
@@ -479,17 +484,17 @@ func (b *bench) appendFlow(ctx context.Context, writers int, writes *atomic.Int6
 	clients := make([]*stream.Client, writers)
 	var calls []func() error
 	for w := range writers {
-		name := fmt.Sprintf("bench-%d", w)
-		if clients[w], err = stream.New(c, ns, stream.Options{Sealer: sealer}); err != nil {
+		key := benchKey(ns, w)
+		if clients[w], err = stream.New(c, stream.Options{Sealer: sealer}); err != nil {
 			return nil, err
 		}
-		if _, err := clients[w].Append(ctx, name, []stream.EventData{counted(0)}, stream.ExpectVersion(stream.NoStream)); err != nil {
-			return nil, fmt.Errorf("creating stream %s: %w", name, err)
+		if _, err := clients[w].Append(ctx, key, []stream.EventData{counted(0)}, stream.ExpectVersion(stream.NoStream)); err != nil {
+			return nil, fmt.Errorf("creating stream %s: %w", key, err)
 		}
 		i := 0
 		calls = append(calls, func() error {
 			i++
-			_, err := clients[w].Append(ctx, name, []stream.EventData{counted(i)}, stream.AppendOptions{})
+			_, err := clients[w].Append(ctx, key, []stream.EventData{counted(i)}, stream.AppendOptions{})
 			return err
 		})
 	}
@@ -497,10 +502,15 @@ func (b *bench) appendFlow(ctx context.Context, writers int, writes *atomic.Int6
 	// The stream's version is the position of its last event; the creating
 	// append put one at 0.
 	f.stored = func(ctx context.Context, w int) (int64, error) {
-		v, _, err := clients[w].Version(ctx, fmt.Sprintf("bench-%d", w))
+		v, _, err := clients[w].Version(ctx, benchKey(ns, w))
 		return v, err
 	}
 	return f, nil
+}
+
+// benchKey names writer w's stream of B.
+func benchKey(ns string, w int) client.ObjectKey {
+	return client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("bench-%d", w)}
 }
 
 // startSealer runs the EventStream controller, for namespace ns only, until

@@ -52,19 +52,17 @@ func TestMalformedStreamDoesNotStopTheManager(t *testing.T) {
 	manager := build(t, root, dir, "./cmd/manager")
 	bad, other := env.Namespace(t), env.Namespace(t)
 	worker := env.ClientAs(t, bad, "worker", "worker_role.yaml")
-	streams, err := stream.New(env.Client, bad, stream.Options{})
+	// One Client for both namespaces.
+	streams, err := stream.New(env.Client, stream.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherStreams, err := stream.New(env.Client, other, stream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendTo := func(s *stream.Client, name string, n int) {
+	orders := client.ObjectKey{Namespace: other, Name: "orders"}
+	appendTo := func(key client.ObjectKey, n int) {
 		t.Helper()
 		for i := range n {
-			if _, err := s.Append(ctx, name, []stream.EventData{{Type: "Ticked", Data: map[string]int{"i": i}}}, stream.AppendOptions{}); err != nil {
-				t.Fatalf("append to %s: %v", name, err)
+			if _, err := streams.Append(ctx, key, []stream.EventData{{Type: "Ticked", Data: map[string]int{"i": i}}}, stream.AppendOptions{}); err != nil {
+				t.Fatalf("append to %s: %v", key, err)
 			}
 		}
 	}
@@ -78,7 +76,7 @@ func TestMalformedStreamDoesNotStopTheManager(t *testing.T) {
 	if err := worker.Create(ctx, created); err != nil {
 		t.Fatal(err)
 	}
-	appendTo(streams, "broken-later", 10)
+	appendTo(client.ObjectKey{Namespace: bad, Name: "broken-later"}, 10)
 
 	runManager := func() (stop func()) {
 		mctx, mcancel := context.WithCancel(ctx)
@@ -91,8 +89,8 @@ func TestMalformedStreamDoesNotStopTheManager(t *testing.T) {
 		if err := env.Client.Create(ctx, js); err != nil {
 			t.Fatal(err)
 		}
-		appendTo(otherStreams, "orders", 3)
-		version, _, err := otherStreams.Version(ctx, "orders")
+		appendTo(orders, 3)
+		version, _, err := streams.Version(ctx, orders)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +99,7 @@ func TestMalformedStreamDoesNotStopTheManager(t *testing.T) {
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(js), js); err != nil {
 				return false, err
 			}
-			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: other, Name: "orders"}, es); err != nil {
+			if err := env.Client.Get(ctx, orders, es); err != nil {
 				return false, err
 			}
 			return js.Status.Phase == jobstatev1alpha1.PhasePending && es.Status.Version == version, nil
