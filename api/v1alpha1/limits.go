@@ -41,3 +41,17 @@ const (
 	// maxLength.
 	MaxRejectedMessageLength = 1024
 )
+
+// Bounds of the EventStream API that code relies on, checked the same way
+// (eventstream_types.go).
+const (
+	// MaxEventLogLength is the maxLength of head.events and of a segment's
+	// spec.events: what one object may hold of events, in characters.
+	MaxEventLogLength = 1048576
+	// MaxStreamNameLength bounds an EventStream's name (a CEL rule) and a
+	// segment's spec.stream: a segment's name adds 13 characters.
+	MaxStreamNameLength = 240
+	// MaxEventTypeLength bounds an event's type. Events are stored as
+	// text (EventLog), so the CRD cannot check it: pkg/stream does.
+	MaxEventTypeLength = 128
+)

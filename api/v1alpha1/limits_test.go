@@ -27,8 +27,10 @@ import (
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
 
-// jobStateCRD is the CRD controller-gen generates from jobstate_types.go.
-const jobStateCRD = "../../config/crd/bases/state.jobstate.dev_jobstates.yaml"
+// crdFile is the CRD controller-gen generates for resource.
+func crdFile(resource string) string {
+	return "../../config/crd/bases/state.jobstate.dev_" + resource + ".yaml"
+}
 
 // schema is the part of an OpenAPI v3 schema the constants are checked
 // against.
@@ -46,23 +48,29 @@ type schema struct {
 // constant (or the other way round) fails here. It reads the file only and
 // needs no API server.
 func TestLimitsMatchCRD(t *testing.T) {
-	root := readJobStateSchema(t)
 	for _, tc := range []struct {
 		field   string // dotted path below the root; "[]" steps into items
 		keyword string // default, maxLength, maximum or maxItems
 		want    int64
+		crd     string // the resource; "" is jobstates
 	}{
-		{"spec.backoffLimit", "default", int64(jobstatev1alpha1.DefaultBackoffLimit)},
-		{"spec.heartbeatTimeoutSeconds", "default", int64(jobstatev1alpha1.DefaultHeartbeatTimeoutSeconds)},
-		{"status.progress", "maximum", int64(jobstatev1alpha1.MaxProgress)},
-		{"status.holder", "maxLength", jobstatev1alpha1.MaxHolderLength},
-		{"status.message", "maxLength", jobstatev1alpha1.MaxMessageLength},
-		{"status.projection.rejected", "maxItems", jobstatev1alpha1.MaxRejectedEvents},
-		{"status.projection.rejected[].type", "maxLength", jobstatev1alpha1.MaxRejectedTypeLength},
-		{"status.projection.rejected[].message", "maxLength", jobstatev1alpha1.MaxRejectedMessageLength},
+		{"spec.backoffLimit", "default", int64(jobstatev1alpha1.DefaultBackoffLimit), ""},
+		{"spec.heartbeatTimeoutSeconds", "default", int64(jobstatev1alpha1.DefaultHeartbeatTimeoutSeconds), ""},
+		{"status.progress", "maximum", int64(jobstatev1alpha1.MaxProgress), ""},
+		{"status.holder", "maxLength", jobstatev1alpha1.MaxHolderLength, ""},
+		{"status.message", "maxLength", jobstatev1alpha1.MaxMessageLength, ""},
+		{"status.projection.rejected", "maxItems", jobstatev1alpha1.MaxRejectedEvents, ""},
+		{"status.projection.rejected[].type", "maxLength", jobstatev1alpha1.MaxRejectedTypeLength, ""},
+		{"status.projection.rejected[].message", "maxLength", jobstatev1alpha1.MaxRejectedMessageLength, ""},
+		{"head.events", "maxLength", jobstatev1alpha1.MaxEventLogLength, "eventstreams"},
+		{"spec.events", "maxLength", jobstatev1alpha1.MaxEventLogLength, "eventsegments"},
+		{"spec.stream", "maxLength", jobstatev1alpha1.MaxStreamNameLength, "eventsegments"},
 	} {
-		t.Run(tc.field+"/"+tc.keyword, func(t *testing.T) {
-			s := root
+		if tc.crd == "" {
+			tc.crd = "jobstates"
+		}
+		t.Run(tc.crd+"/"+tc.field+"/"+tc.keyword, func(t *testing.T) {
+			s := readSchema(t, crdFile(tc.crd))
 			for _, name := range strings.Split(tc.field, ".") {
 				items := strings.HasSuffix(name, "[]")
 				next, ok := s.Properties[strings.TrimSuffix(name, "[]")]
@@ -87,10 +95,10 @@ func TestLimitsMatchCRD(t *testing.T) {
 	}
 }
 
-// readJobStateSchema returns the openAPIV3Schema of the CRD's one version.
-func readJobStateSchema(t *testing.T) schema {
+// readSchema returns the openAPIV3Schema of the CRD's one version.
+func readSchema(t *testing.T, file string) schema {
 	t.Helper()
-	data, err := os.ReadFile(jobStateCRD)
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +113,14 @@ func readJobStateSchema(t *testing.T) schema {
 		} `json:"spec"`
 	}
 	if err := yaml.Unmarshal(data, &crd); err != nil {
-		t.Fatalf("parsing %s: %v", jobStateCRD, err)
+		t.Fatalf("parsing %s: %v", file, err)
 	}
 	for _, v := range crd.Spec.Versions {
 		if v.Name == jobstatev1alpha1.GroupVersion.Version {
 			return v.Schema.OpenAPIV3Schema
 		}
 	}
-	t.Fatalf("%s has no version %s", jobStateCRD, jobstatev1alpha1.GroupVersion.Version)
+	t.Fatalf("%s has no version %s", file, jobstatev1alpha1.GroupVersion.Version)
 	return schema{}
 }
 

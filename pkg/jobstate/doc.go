@@ -18,11 +18,23 @@ limitations under the License.
 // Heartbeat its progress and data, Succeed or Fail it, Cancel the job, or
 // apply any updateAction with Update.
 //
-// Every call is one conflict-free update (pkg/update) of the JobState's
-// status: it reads the live object, applies a lifecycle transition
-// (pkg/lifecycle), and writes it with the resourceVersion precondition,
-// re-applying on conflict. So a worker's heartbeat and the controller's
-// status write never overwrite each other.
+// Every call but Cancel is one conflict-free update (pkg/update) of the
+// JobState's status: it reads the live object, applies a lifecycle
+// transition (pkg/lifecycle), and writes it with the resourceVersion
+// precondition, re-applying on conflict. So a worker's heartbeat and the
+// controller's status write never overwrite each other. (The write itself
+// happens in one place: pkg/update's Updater.) Cancel makes two such
+// updates: first spec.cancel, the intent, which the controller acts on
+// even if this process stops right after; then the Cancel transition of
+// the status, which the controller would otherwise make at its next
+// reconcile.
+//
+// An event-sourced JobState (spec.eventStreamRef) is not written this way:
+// its status is projected by the controller from its EventStream. Workers
+// append events instead — NewEvent with one of the Event* types, through
+// pkg/stream, expecting the projected version (ProjectedPosition) — and
+// Project is the pure function that applies them, through the same
+// lifecycle transitions, each event exactly once.
 //
 // The attempt number is the fencing token. Claim returns an Attempt (the job,
 // this worker's identity and the attempt number); Heartbeat, Succeed and Fail

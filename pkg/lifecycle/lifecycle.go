@@ -24,26 +24,27 @@ import (
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
 
-// Event names a transition of the state machine.
-type Event string
+// Transition names an input of the state machine: what happens to a job
+// (the word "event" is kept for stream events and Kubernetes Events).
+type Transition string
 
 const (
 	// Initialize gives a new JobState its first phase, Pending.
-	Initialize Event = "Initialize"
+	Initialize Transition = "Initialize"
 	// Claim starts a new attempt for a worker: Pending → Running.
-	Claim Event = "Claim"
+	Claim Transition = "Claim"
 	// Heartbeat reports liveness and progress of the current attempt.
-	Heartbeat Event = "Heartbeat"
+	Heartbeat Transition = "Heartbeat"
 	// Succeed finishes the job: Running → Succeeded.
-	Succeed Event = "Succeed"
+	Succeed Transition = "Succeed"
 	// Fail ends the current attempt: Running → Pending (retry) or Failed.
-	Fail Event = "Fail"
+	Fail Transition = "Fail"
 	// Lose ends an attempt whose holder stopped heartbeating, like Fail.
-	Lose Event = "Lose"
+	Lose Transition = "Lose"
 	// ExceedDeadline fails a job whose activeDeadlineSeconds passed.
-	ExceedDeadline Event = "ExceedDeadline"
+	ExceedDeadline Transition = "ExceedDeadline"
 	// Cancel cancels a job that has not finished.
-	Cancel Event = "Cancel"
+	Cancel Transition = "Cancel"
 )
 
 // Retry backoff after a failed or lost attempt: RetryBackoffBase doubled for
@@ -64,10 +65,10 @@ var ErrFenced = errors.New("attempt is no longer current")
 // ErrBackingOff is matched (errors.Is) by every *BackoffError.
 var ErrBackingOff = errors.New("job is backing off before its next attempt")
 
-// TransitionError: Event is not legal in phase From.
+// TransitionError: Transition is not legal in phase From.
 type TransitionError struct {
-	From  jobstatev1alpha1.JobPhase
-	Event Event
+	From       jobstatev1alpha1.JobPhase
+	Transition Transition
 }
 
 func (e *TransitionError) Error() string {
@@ -75,7 +76,7 @@ func (e *TransitionError) Error() string {
 	if from == "" {
 		from = "an uninitialized status"
 	}
-	return fmt.Sprintf("%s is not allowed from phase %s", e.Event, from)
+	return fmt.Sprintf("%s is not allowed from phase %s", e.Transition, from)
 }
 
 // Is makes errors.Is(err, ErrIllegalTransition) true.
@@ -118,8 +119,9 @@ type Fence struct {
 	Attempt int32
 }
 
-// allowed is the transition table: the phases each event may start from.
-var allowed = map[Event][]jobstatev1alpha1.JobPhase{
+// allowed is the transition table: the phases each transition may start
+// from.
+var allowed = map[Transition][]jobstatev1alpha1.JobPhase{
 	Initialize:     {""},
 	Claim:          {jobstatev1alpha1.PhasePending},
 	Heartbeat:      {jobstatev1alpha1.PhaseRunning},
@@ -130,15 +132,15 @@ var allowed = map[Event][]jobstatev1alpha1.JobPhase{
 	Cancel:         {"", jobstatev1alpha1.PhasePending, jobstatev1alpha1.PhaseRunning},
 }
 
-// Allowed reports whether ev may happen in phase from: nil, or a
+// Allowed reports whether t may happen in phase from: nil, or a
 // *TransitionError.
-func Allowed(from jobstatev1alpha1.JobPhase, ev Event) error {
-	for _, p := range allowed[ev] {
+func Allowed(from jobstatev1alpha1.JobPhase, t Transition) error {
+	for _, p := range allowed[t] {
 		if p == from {
 			return nil
 		}
 	}
-	return &TransitionError{From: from, Event: ev}
+	return &TransitionError{From: from, Transition: t}
 }
 
 // RetryBackoff is how long a job waits in Pending after attempt failed or

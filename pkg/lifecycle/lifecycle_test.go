@@ -43,7 +43,7 @@ var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // TestAllowed is the whole transition table: every event from every phase.
 func TestAllowed(t *testing.T) {
 	phases := []jobstatev1alpha1.JobPhase{"", pending, running, succeeded, failed, cancelled}
-	legal := map[lifecycle.Event][]jobstatev1alpha1.JobPhase{
+	legal := map[lifecycle.Transition][]jobstatev1alpha1.JobPhase{
 		lifecycle.Initialize:     {""},
 		lifecycle.Claim:          {pending},
 		lifecycle.Heartbeat:      {running},

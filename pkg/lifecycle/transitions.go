@@ -26,9 +26,10 @@ import (
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
 
-// The functions below are the status setters: each checks that its event is
-// legal, then changes js.Status exactly as the event demands (phase, attempt,
-// holder, times, reason, message, conditions). On error js is unchanged.
+// The functions below are the status setters: each checks that its
+// transition is legal, then changes js.Status exactly as the transition
+// demands (phase, attempt, holder, times, reason, message, conditions). On
+// error js is unchanged.
 
 // DoInitialize gives a new JobState its first phase, Pending.
 func DoInitialize(js *jobstatev1alpha1.JobState, now time.Time) error {

@@ -28,6 +28,13 @@ limitations under the License.
 // grows and then stays flat until the attempts or the time run out; the
 // sleeps are on an injectable clock (Options.Clock).
 //
+// Where the write happens: Updater.write (readwrite.go) is the one call
+// here that stores an object, and pkg/jobstate, pkg/stream and the
+// controllers change JobStates and EventStreams only through an Updater's
+// Update. (pkg/lease renews and releases through one too; taking a Lease is
+// its own create or precondition update, and sealing creates immutable
+// EventSegments directly.)
+//
 // Two things make it fast without weakening that guarantee:
 //
 //   - Carrying: the object passed in is updated in place to what the API

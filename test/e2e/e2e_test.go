@@ -176,3 +176,25 @@ func start(ctx context.Context, t *testing.T, bin string, args ...string) {
 		}
 	})
 }
+
+// TestDefaultConfigInstallsTheSealerPolicies: `kubectl apply -k
+// config/default` ships the admission policies, bound under the prefixed
+// names, with the username of the ServiceAccount the manager runs as.
+func TestDefaultConfigInstallsTheSealerPolicies(t *testing.T) {
+	out, err := exec.CommandContext(t.Context(), filepath.Join(testenv.AssetsDir(), "kubectl"), "kustomize", filepath.Join(testenv.RepoRoot(), "config", "default")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/default: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"kind: ValidatingAdmissionPolicy\nmetadata:\n  labels:\n    app.kubernetes.io/name: jobstate\n  name: jobstate-eventstream-sealer",
+		"policyName: jobstate-eventstream-sealer",
+		"policyName: jobstate-eventsegment-sealer",
+		"serviceAccountName: jobstate-controller-manager",
+		"namespace: jobstate-system",
+		"request.userInfo.username == '" + testenv.SealerUser + "'",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("config/default has no %q", want)
+		}
+	}
+}
