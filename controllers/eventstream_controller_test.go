@@ -17,7 +17,6 @@ limitations under the License.
 package controllers
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,8 +29,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
@@ -249,24 +246,10 @@ func TestEventStreamRetentionByAge(t *testing.T) {
 func TestTheControllerSealsForWorkers(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	mctx, cancel := context.WithCancel(ctx)
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	stop := runManager(t, func(mgr ctrl.Manager) error {
+		return (&EventStreamReconciler{Client: mgr.GetClient(), Recorder: events.NewFakeRecorder(100)}).SetupWithManager(mgr)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (&EventStreamReconciler{Client: mgr.GetClient(), Recorder: events.NewFakeRecorder(100)}).SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := mgr.Start(mctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	defer func() { cancel(); wg.Wait() }()
+	defer stop()
 
 	worker, err := stream.New(env.ClientAs(t, ns, "worker", "worker_role.yaml"), stream.Options{})
 	if err != nil {

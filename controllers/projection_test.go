@@ -67,6 +67,17 @@ func (w hookedWriter) Update(ctx context.Context, obj client.Object, opts ...cli
 // It returns a stop function that waits for the manager to stop.
 func startManager(t *testing.T, batch int, after func(client.Object)) (stop func()) {
 	t.Helper()
+	return runManager(t, func(mgr ctrl.Manager) error {
+		r := &JobStateReconciler{Client: statusHook{mgr.GetClient(), after}, ProjectionBatch: batch}
+		return r.SetupWithManager(mgr)
+	})
+}
+
+// runManager starts a manager with the reconcilers setup adds, as the
+// sealer identity (env.Config). It returns a stop function that waits for
+// the manager to stop.
+func runManager(t *testing.T, setup func(ctrl.Manager) error) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
@@ -75,8 +86,7 @@ func startManager(t *testing.T, batch int, after func(client.Object)) (stop func
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &JobStateReconciler{Client: statusHook{mgr.GetClient(), after}, ProjectionBatch: batch}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := setup(mgr); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

@@ -19,8 +19,6 @@ package stream
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -43,26 +41,6 @@ const (
 	// before it.
 	AnnotationPrevious = "stream.jobstate.dev/previous"
 )
-
-// ErrTampered matches every *TamperedError with errors.Is.
-var ErrTampered = errors.New("segment does not match the sealed history")
-
-// TamperedError: a segment does not match the chain the sealer recorded in
-// the head (head.sealed): it was created, replaced or edited by someone
-// other than the sealer, or head.sealed was written by hand. Read serves no
-// event from it, nor from the segments before it.
-type TamperedError struct {
-	Namespace, Stream string
-	Segment           string
-	Reason            string
-}
-
-func (e *TamperedError) Error() string {
-	return fmt.Sprintf("stream %s: segment %s does not match the sealed history (head.sealed): %s; its events are not served", streamName(e.Namespace, e.Stream), e.Segment, e.Reason)
-}
-
-// Is reports whether target is ErrTampered.
-func (e *TamperedError) Is(target error) bool { return target == ErrTampered }
 
 // digest is the hex SHA-256 of a segment's content as stored.
 func digest(spec *jobstatev1alpha1.EventSegmentSpec) (string, error) {
