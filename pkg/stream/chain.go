@@ -108,17 +108,24 @@ func sealedSegments(key client.ObjectKey, h *jobstatev1alpha1.EventStreamHead, r
 
 // walkChain follows sealed's chain back through refs: newest first.
 func walkChain(key client.ObjectKey, sealed *jobstatev1alpha1.SealedChain, refs []SegmentRef) ([]SegmentRef, error) {
+	// Each segment's chain value, computed once: the walk is linear.
+	by := map[string][]int{}
+	for i, r := range refs {
+		if r.First >= sealed.From && r.Digest != "" {
+			c := chainAfter(r.Previous, r.Digest)
+			by[c] = append(by[c], i)
+		}
+	}
 	var chain []SegmentRef
 	want, before, after := sealed.Chain, int64(math.MaxInt64), "the head"
 	for want != "" {
-		i := slices.IndexFunc(refs, func(r SegmentRef) bool {
-			return r.First >= sealed.From && r.First < before && r.Digest != "" && chainAfter(r.Previous, r.Digest) == want
-		})
+		i := slices.IndexFunc(by[want], func(i int) bool { return refs[i].First < before })
 		if i < 0 {
 			break
 		}
-		chain = append(chain, refs[i])
-		want, before, after = refs[i].Previous, refs[i].First, "segment "+refs[i].Name
+		r := refs[by[want][i]]
+		chain = append(chain, r)
+		want, before, after = r.Previous, r.First, "segment "+r.Name
 	}
 	// What is left in the chained range below the chain's start is a
 	// break, unless nothing is (retention removes the oldest segments).
