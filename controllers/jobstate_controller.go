@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
@@ -72,6 +73,10 @@ type JobStateReconciler struct {
 	// under the job's Lease when its lockPolicy says so.
 	jobs *jobstate.Client
 }
+
+// timerAppendTimeout bounds an event-sourced timer's append (conflicts and
+// waiting for a full head).
+const timerAppendTimeout = 5 * time.Second
 
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/status,verbs=get;update;patch
@@ -295,7 +300,10 @@ func (r *JobStateReconciler) init() error {
 		r.ProjectionBatch = DefaultProjectionBatch
 	}
 	var err error
-	r.streams, err = stream.New(r.Client, stream.Options{Clock: r.Clock, Update: update.Options{LiveReader: r.APIReader}})
+	// A timer's append gives up after timerAppendTimeout (a stream whose
+	// head cannot be sealed must not hold the reconcile workers of every
+	// namespace for the default 30 s); the reconcile is retried.
+	r.streams, err = stream.New(r.Client, stream.Options{Clock: r.Clock, Update: update.Options{LiveReader: r.APIReader, Timeout: timerAppendTimeout}})
 	if err != nil {
 		return err
 	}

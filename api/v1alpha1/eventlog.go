@@ -34,7 +34,8 @@ import (
 // this type carry the markers Schemaless, Type=string and MaxLength.)
 //
 // Decoding never fails because of the text: a log that is not JSON lines
-// of events decodes with Malformed set and no Items. One object written by
+// of events, each in the exact form json.Marshal gives it (what writers
+// re-encode must not change), decodes with Malformed set and no Items. One object written by
 // any client must not make a List or a watch of all the others fail (a
 // client-go informer cannot sync past an object it cannot decode). Code
 // that reads Items checks Malformed first.
@@ -157,14 +158,22 @@ func unmarshalLines[T any](b []byte) ([]T, *MalformedLog) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, &MalformedLog{Text: string(b), Reason: "a log must be a string of JSON lines: " + err.Error()}
 	}
+	if s == "" {
+		return nil, nil
+	}
+	if !strings.HasSuffix(s, "\n") {
+		return nil, &MalformedLog{Text: s, Line: strings.Count(s, "\n") + 1, Reason: "the last line does not end with a newline"}
+	}
 	var items []T
-	for i, line := range bytes.Split([]byte(s), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
+	for i, line := range bytes.Split([]byte(s[:len(s)-1]), []byte("\n")) {
 		var item T
 		if err := json.Unmarshal(line, &item); err != nil {
 			return nil, &MalformedLog{Text: s, Line: i + 1, Reason: err.Error()}
+		}
+		// Writers re-encode the items: a line in another form would
+		// change, which the CEL rules refuse as an edit of committed text.
+		if canonical, err := json.Marshal(&item); err != nil || !bytes.Equal(canonical, line) {
+			return nil, &MalformedLog{Text: s, Line: i + 1, Reason: fmt.Sprintf("not in the form pkg/stream writes (it would re-encode as %.200s)", canonical)}
 		}
 		items = append(items, item)
 	}

@@ -123,6 +123,7 @@ type SealedChain struct {
 // +kubebuilder:validation:XValidation:rule="self.first <= self.version + 1",message="head.first cannot be beyond head.version + 1"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.sealed) || (has(self.sealed) && self.sealed.from == oldSelf.sealed.from && (self.sealed.chain == oldSelf.sealed.chain || self.first > oldSelf.first))",message="head.sealed changes only when events are sealed (head.first grows), and head.sealed.from never"
 // +kubebuilder:validation:XValidation:rule="self.first == oldSelf.first || (has(self.sealed) && (!has(oldSelf.sealed) || self.sealed.chain != oldSelf.sealed.chain))",message="head.first grows only by sealing, which records the new segments in head.sealed"
+// +kubebuilder:validation:XValidation:rule="self.first > oldSelf.first || !has(oldSelf.commits) || (has(self.commits) && self.commits.startsWith(oldSelf.commits))",message="head.commits may only grow at its end (sealing trims its front): the commit revisions of stored events cannot change"
 // +kubebuilder:validation:XValidation:rule="self.sealedChars >= oldSelf.sealedChars && (self.sealedChars == oldSelf.sealedChars || self.first > oldSelf.first)",message="head.sealedChars may only grow, and only when events are sealed (head.first grows)"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || (self.sealedChars - oldSelf.sealedChars <= size(oldSelf.events) && (has(self.events) ? self.events.startsWith(oldSelf.events.substring(self.sealedChars - oldSelf.sealedChars)) : size(oldSelf.events) == self.sealedChars - oldSelf.sealedChars))",message="committed events are immutable: head.events may only grow at its end, or lose its oldest events by sealing them"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.events) || !has(oldSelf.unstamped) || (has(oldSelf.unstamped.from) ? oldSelf.unstamped.from : 0) > oldSelf.version || (has(self.unstamped) && has(self.unstamped.base) && (!has(oldSelf.unstamped.base) || self.unstamped.base != oldSelf.unstamped.base))",message="the commit revision of this stream's latest append is not recorded yet: until an append or a seal by pkg/stream records it, nothing else may write the EventStream. Retry in a second"
@@ -187,7 +188,9 @@ type RetentionPolicy struct {
 	MaxEvents *int64 `json:"maxEvents,omitempty"`
 
 	// maxAge: sealed segments whose newest event is older than this are
-	// deleted, e.g. "720h".
+	// deleted, e.g. "720h". (The rule parses it as Go does: a value the
+	// controllers could not decode would stop their informers.)
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="spec.retention.maxAge must be a positive Go duration, e.g. 720h or 90m"
 	// +optional
 	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }

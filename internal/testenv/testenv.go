@@ -40,6 +40,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -147,11 +148,19 @@ func start(env *envtest.Environment) (*Env, error) {
 func (e *Env) installAdmission() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	data, err := os.ReadFile(filepath.Join(RepoRoot(), "config", "admission", "eventstream_sealer.yaml"))
-	if err != nil {
-		return err
+	files, err := filepath.Glob(filepath.Join(RepoRoot(), "config", "admission", "eventstream_*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no policies in config/admission: %v", err)
 	}
-	for _, doc := range strings.Split(string(data), "\n---\n") {
+	var docs []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		docs = append(docs, strings.Split(string(data), "\n---\n")...)
+	}
+	for _, doc := range docs {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
 			return err
@@ -174,10 +183,53 @@ func (e *Env) installAdmission() error {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"},
 		Head:       &jobstatev1alpha1.EventStreamHead{Version: 0, First: 1},
 	}
+	if err := waitForbidden(ctx, c, probe, "only the EventStream sealer"); err != nil {
+		return err
+	}
+	// And once a user allowed to create streams cannot set their
+	// retention.
+	creator, err := e.creatorClient(ctx)
+	if err != nil {
+		return err
+	}
+	probe = &jobstatev1alpha1.EventStream{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"},
+		Spec:       jobstatev1alpha1.EventStreamSpec{Retention: &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](1)}},
+	}
+	return waitForbidden(ctx, creator, probe, "eventstreams/lifetime")
+}
+
+// waitForbidden waits until creating obj (dry run) is forbidden with a
+// message containing want.
+func waitForbidden(ctx context.Context, c client.Client, obj client.Object, want string) error {
 	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		err := c.Create(ctx, probe.DeepCopy(), client.DryRunAll)
-		return apierrors.IsForbidden(err), nil
+		err := c.Create(ctx, obj.DeepCopyObject().(client.Object), client.DryRunAll)
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), want), nil
 	})
+}
+
+// creatorClient is a client for a user who may create EventStreams and
+// nothing else.
+func (e *Env) creatorClient(ctx context.Context) (client.Client, error) {
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "admission-probe"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{jobstatev1alpha1.GroupVersion.Group}, Resources: []string{"eventstreams"}, Verbs: []string{"create"}}},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "admission-probe"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "admission-probe-creator"}},
+	}
+	for _, obj := range []client.Object{role, binding} {
+		if err := e.Client.Create(ctx, obj); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := e.ConfigFor("admission-probe-creator")
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: e.Scheme})
 }
 
 // KubeConfig returns a kubeconfig for user as an admin (system:masters) of

@@ -66,7 +66,11 @@ limitations under the License.
 //   - only the sealer identity may create or change segments, or advance
 //     head.first (config/admission: ValidatingAdmissionPolicies on
 //     request.userInfo, whose match conditions leave appends alone); the
-//     worker and editor roles cannot create segments at all (RBAC).
+//     worker and editor roles cannot create segments at all (RBAC);
+//   - head.commits only grows at its end, but as sealing trims it (CEL);
+//   - setting spec.retention or changing an existing stream's owners needs
+//     update on eventstreams/lifetime (config/admission), which the editor
+//     role has and the worker role does not.
 //
 // Detected by Read, for what the sealer's own identity could still do (it
 // must create segments and move head.first to seal): the head records a

@@ -251,7 +251,32 @@ func checkHead(key client.ObjectKey, h *jobstatev1alpha1.EventStreamHead) error 
 				Reason: fmt.Sprintf("the event has position %d, want %d", h.Events.Items[i].Position, p)}
 		}
 	}
+	if reason := checkCommits(h); reason != "" {
+		return &MalformedError{Namespace: key.Namespace, Stream: key.Name, Object: object, Field: "head.commits", Reason: reason}
+	}
 	return nil
+}
+
+// checkCommits says what is wrong with the head's commit records, if
+// anything: they must be in position order, each for events before the
+// unstamped ones, and cover every stamped event of the head.
+func checkCommits(h *jobstatev1alpha1.EventStreamHead) string {
+	commits := h.Commits.Items
+	for i, c := range commits {
+		switch {
+		case c.Revision == "":
+			return fmt.Sprintf("record %d has no revision", i+1)
+		case i > 0 && c.From <= commits[i-1].From:
+			return fmt.Sprintf("record %d (from %d) is not after the one before it (from %d)", i+1, c.From, commits[i-1].From)
+		case c.From >= h.Unstamped.From && h.Unstamped.From <= h.Version:
+			return fmt.Sprintf("record %d (from %d) is for events of the latest write, which start at %d", i+1, c.From, h.Unstamped.From)
+		}
+	}
+	stamped := min(h.Version+1, h.Unstamped.From) > h.First
+	if stamped && (len(commits) == 0 || commits[0].From > h.First) {
+		return fmt.Sprintf("no record covers the event at position %d", h.First)
+	}
+	return ""
 }
 
 // checkLogs returns a *MalformedError if the text of events or commits,

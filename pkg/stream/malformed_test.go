@@ -97,19 +97,42 @@ func TestMalformedText(t *testing.T) {
 		t.Fatalf("update: %v", err)
 	}
 
+	// And one a worker appends a line to that is JSON, but not in the form
+	// pkg/stream writes (a space in data): every writer would re-encode
+	// it, which the CEL rules refuse as an edit, so it is malformed too.
+	appendN(t, good, streamKey(ns, "non-canonical"), 20)
+	if err := worker.Get(ctx, client.ObjectKey{Namespace: ns, Name: "non-canonical"}, live); err != nil {
+		t.Fatal(err)
+	}
+	before, _ = live.Head.Events.Text()
+	live.Head.Version = 20
+	live.Head.Events = jobstatev1alpha1.EventLog{Malformed: &jobstatev1alpha1.MalformedLog{Text: before +
+		`{"position":20,"id":"00000000-0000-0000-0000-000000000000","type":"T","data":{"a": 1},"time":"2026-01-01T00:00:00.000000Z"}` + "\n"}}
+	live.Head.Unstamped = jobstatev1alpha1.Unstamped{From: 20, Base: "forged"}
+	if err := worker.Update(ctx, live); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	// A retention age the controllers could not decode is refused.
+	forever := rawStream(ns, "forever", map[string]any{"version": int64(-1)})
+	forever.Object["spec"] = map[string]any{"retention": map[string]any{"maxAge": "forever"}}
+	if err := env.Client.Create(ctx, forever); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.retention.maxAge must be a positive Go duration") {
+		t.Fatalf("create with maxAge forever: %v; want Invalid naming spec.retention.maxAge", err)
+	}
+
 	// Every List decodes, the malformed objects included.
 	var list jobstatev1alpha1.EventStreamList
 	if err := worker.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		t.Fatalf("list with malformed streams: %v", err)
 	}
-	if len(list.Items) != 3 { // good, created-bad, appended-bad
-		t.Fatalf("listed %d streams, want 3", len(list.Items))
+	if len(list.Items) != 4 { // good, created-bad, appended-bad, non-canonical
+		t.Fatalf("listed %d streams, want 4", len(list.Items))
 	}
 
 	fresh := newClient(t)
 	for _, tc := range []struct{ stream, want string }{
 		{"created-bad", "stream created-bad is malformed: head.events line 1 of EventStream created-bad: invalid character ','"},
 		{"appended-bad", "stream appended-bad is malformed: head.events line 21 of EventStream appended-bad: invalid character ','"},
+		{"non-canonical", "stream non-canonical is malformed: head.events line 21 of EventStream non-canonical: not in the form pkg/stream writes"},
 	} {
 		_, err := fresh.Read(ctx, streamKey(ns, tc.stream), 0, 100)
 		if !errors.Is(err, stream.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {

@@ -127,11 +127,14 @@ type Options struct {
 // per process (and per identity: a Sealer and a worker are two) so that
 // concurrent appends to a stream are group-committed.
 type Client struct {
-	c        client.Client
-	reader   client.Reader
-	clock    clock.PassiveClock
-	updater  *update.Updater[*jobstatev1alpha1.EventStream]
-	sealer   bool
+	c       client.Client
+	reader  client.Reader
+	clock   clock.PassiveClock
+	updater *update.Updater[*jobstatev1alpha1.EventStream]
+	sealer  bool
+	// waitFull bounds how long an Append waits for a full head to be
+	// sealed: Options.Update.Timeout, or DefaultAppendTimeout.
+	waitFull time.Duration
 	segments *lru.Cache
 	// heads holds the head each stream had after this Client's last write
 	// to it, by the stream's client.ObjectKey: the next Append starts from
@@ -170,8 +173,12 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if reader == nil {
 		reader = c
 	}
+	waitFull := DefaultAppendTimeout
+	if opts.Update.Timeout > 0 {
+		waitFull = opts.Update.Timeout
+	}
 	return &Client{
-		c: c, reader: reader, clock: opts.Clock, updater: u, sealer: opts.Sealer,
+		c: c, reader: reader, clock: opts.Clock, updater: u, sealer: opts.Sealer, waitFull: waitFull,
 		segments: lru.New(opts.SegmentCacheSize), heads: lru.New(maxCarriedHeads),
 	}, nil
 }
@@ -190,9 +197,10 @@ var errStaleHead = errors.New("the stream head changed while sealing")
 
 // ErrHeadFull: the append's events do not fit in the stream's head until
 // the sealer (the EventStream controller) seals it. An Append waits for
-// that up to its context's deadline or DefaultAppendTimeout, and returns
-// an error matching ErrHeadFull if it waited in vain: retry later, and
-// check that the controller runs.
+// that up to its context's deadline or Options.Update.Timeout
+// (DefaultAppendTimeout if unset), and returns an error matching
+// ErrHeadFull if it waited in vain: retry later, and check that the
+// controller runs.
 var ErrHeadFull = errors.New("the stream head is full and not sealed yet (is the EventStream controller running?)")
 
 // headFullRetries paces the tries of an Append whose write was full: they
@@ -252,10 +260,11 @@ func (c *Client) Append(ctx context.Context, key client.ObjectKey, events []Even
 // the update library, starting from the head this Client carries for it.
 // While the head is full (until the sealer seals it) or the copy a seal
 // started from was stale, it tries again from a live read, up to ctx's end
-// or DefaultAppendTimeout. It returns the stream as written.
+// or Options.Update.Timeout (DefaultAppendTimeout if unset). It returns the
+// stream as written.
 func (c *Client) writeAppend(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.EventStream]) (*jobstatev1alpha1.EventStream, error) {
 	es := c.carried(key)
-	delay, giveUp := headFullRetries.DelayFunc(), time.Now().Add(DefaultAppendTimeout)
+	delay, giveUp := headFullRetries.DelayFunc(), time.Now().Add(c.waitFull)
 	var err error
 	for {
 		err = c.updater.Update(ctx, es, action)

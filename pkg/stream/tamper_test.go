@@ -28,7 +28,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
@@ -209,6 +211,18 @@ func TestWorkersCannotRewriteHistory(t *testing.T) {
 				es.Head.Unstamped.Base = "forged"
 				return c.c.Update(ctx, es)
 			}, "head.sealedChars"},
+			{"remove head.sealed (to be read unverified)", func() error {
+				es := f.stream()
+				es.Head.Sealed = nil
+				es.Head.Unstamped.Base = "forged"
+				return c.c.Update(ctx, es)
+			}, "head.sealed changes only when events are sealed"},
+			{"rewrite a commit revision", func() error {
+				es := f.stream()
+				es.Head.Commits.Items[0].Revision = "1"
+				es.Head.Unstamped.Base = "forged"
+				return c.c.Update(ctx, es)
+			}, "head.commits may only grow at its end"},
 		}
 		for _, a := range attempts {
 			if c.who == "cluster admin" && strings.HasPrefix(a.name, "delete") {
@@ -254,6 +268,36 @@ func TestSealerIdentityCannotRewriteHistoryUnnoticed(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.append(40)
+		f.intact()
+	})
+	t.Run("a seal's own segment with its content swapped", func(t *testing.T) {
+		// A seal that crashes between creating its segment and writing the
+		// head leaves the segment exactly as sealed; swapped for forged
+		// events under the same annotations, only its content tells.
+		f := newTamperFixture(t, ns, "swapped")
+		f.append(20) // the head holds 48 events: the next append seals 32..63
+		crashing, err := stream.New(interceptor.NewClient(env.Client, interceptor.Funcs{
+			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+				if es, ok := obj.(*jobstatev1alpha1.EventStream); ok && es.Head != nil && es.Head.First > 32 {
+					return errors.New("crashed before writing the head")
+				}
+				return c.Update(ctx, obj, opts...)
+			},
+		}), stream.Options{Sealer: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crashing.Append(ctx, f.key(), []stream.EventData{ev("Counted", nil)}, stream.AppendOptions{}); err == nil {
+			t.Fatal("the crashing seal's append succeeded")
+		}
+		sealed := f.segment(32)
+		if err := env.Client.Delete(ctx, sealed); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Create(ctx, forgedSegment(f.stream(), 32, sealed.Spec.Last, sealed)); err != nil {
+			t.Fatal(err)
+		}
+		f.append(1) // seals 32.. again, finding the swapped segment
 		f.intact()
 	})
 	t.Run("create a segment far ahead", func(t *testing.T) {
@@ -400,4 +444,52 @@ func TestAppendWaitsForTheSealer(t *testing.T) {
 		t.Fatalf("append after the seal: %+v, %v; want version 128", res, err)
 	}
 	checkContiguous(t, readAll(t, worker, streamKey(ns, "full")), 129)
+}
+
+// How long history lives is for those who may decide it: a worker (who may
+// update streams, to append) cannot set retention or change a stream's
+// owners, which would have the controller or the garbage collector delete
+// its events; the editor can set retention.
+func TestOnlyOwnersDecideRetention(t *testing.T) {
+	ctx := t.Context()
+	ns := env.Namespace(t)
+	f := newTamperFixture(t, ns, "kept")
+	worker := env.ClientAs(t, ns, "worker", "worker_role.yaml")
+	editor := env.ClientAs(t, ns, "editor", "eventstream_editor_role.yaml")
+	for _, tc := range []struct {
+		name string
+		edit func(es *jobstatev1alpha1.EventStream)
+	}{
+		{"set retention", func(es *jobstatev1alpha1.EventStream) {
+			es.Spec.Retention = &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](1)}
+		}},
+		{"add an owner that does not exist", func(es *jobstatev1alpha1.EventStream) {
+			es.OwnerReferences = append(es.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "gone", UID: "0"})
+		}},
+	} {
+		t.Run("worker/"+tc.name, func(t *testing.T) {
+			es := f.stream()
+			tc.edit(es)
+			es.Head.Unstamped.Base = "forged" // passes the CEL rule for unstamped appends
+			if err := worker.Update(ctx, es); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "eventstreams/lifetime") {
+				t.Fatalf("%v; want Forbidden naming eventstreams/lifetime", err)
+			}
+			if got := f.stream(); got.Spec.Retention != nil || len(got.OwnerReferences) != 0 {
+				t.Fatalf("stored: retention %+v, owners %+v", got.Spec.Retention, got.OwnerReferences)
+			}
+		})
+	}
+	// A worker cannot create a stream with retention either.
+	create := &jobstatev1alpha1.EventStream{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "short-lived"},
+		Spec: jobstatev1alpha1.EventStreamSpec{Retention: &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](1)}}}
+	if err := worker.Create(ctx, create); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "eventstreams/lifetime") {
+		t.Fatalf("worker create with retention: %v; want Forbidden naming eventstreams/lifetime", err)
+	}
+	es := f.stream()
+	es.Spec.Retention = &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](1000)}
+	es.Head.Unstamped.Base = "forged"
+	if err := editor.Update(ctx, es); err != nil {
+		t.Fatalf("the editor sets retention: %v", err)
+	}
+	f.intact()
 }

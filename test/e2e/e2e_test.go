@@ -189,6 +189,7 @@ func TestDefaultConfigInstallsTheSealerPolicies(t *testing.T) {
 		"kind: ValidatingAdmissionPolicy\nmetadata:\n  labels:\n    app.kubernetes.io/name: jobstate\n  name: jobstate-eventstream-sealer",
 		"policyName: jobstate-eventstream-sealer",
 		"policyName: jobstate-eventsegment-sealer",
+		"policyName: jobstate-eventstream-lifetime",
 		"serviceAccountName: jobstate-controller-manager",
 		"namespace: jobstate-system",
 		"request.userInfo.username == '" + testenv.SealerUser + "'",
