@@ -148,26 +148,8 @@ func start(env *envtest.Environment) (*Env, error) {
 func (e *Env) installAdmission() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	files, err := filepath.Glob(filepath.Join(RepoRoot(), "config", "admission", "eventstream_*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no policies in config/admission: %v", err)
-	}
-	var docs []string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		docs = append(docs, strings.Split(string(data), "\n---\n")...)
-	}
-	for _, doc := range docs {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			return err
-		}
-		if err := e.Client.Create(ctx, u); err != nil {
-			return err
-		}
+	if err := e.createPolicies(ctx); err != nil {
+		return err
 	}
 	admin, err := e.env.AddUser(envtest.User{Name: "admission-probe", Groups: []string{"system:masters"}}, e.Config)
 	if err != nil {
@@ -197,6 +179,30 @@ func (e *Env) installAdmission() error {
 		Spec:       jobstatev1alpha1.EventStreamSpec{Retention: &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](1)}},
 	}
 	return waitForbidden(ctx, creator, probe, "eventstreams/lifetime")
+}
+
+// createPolicies creates every object of config/admission's policy files.
+func (e *Env) createPolicies(ctx context.Context) error {
+	files, err := filepath.Glob(filepath.Join(RepoRoot(), "config", "admission", "eventstream_*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no policies in config/admission: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		for _, doc := range strings.Split(string(data), "\n---\n") {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			if err := e.Client.Create(ctx, u); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+		}
+	}
+	return nil
 }
 
 // waitForbidden waits until creating obj (dry run) is forbidden with a
