@@ -41,8 +41,11 @@ limitations under the License.
 //     that status except by projecting (jobstate.Project). An event appended
 //     meanwhile makes the append a conflict; the timer is decided again once
 //     that event is projected.
-//   - EventStreamReconciler is the one that seals streams: it calls
-//     stream.Client.Seal before each status write of a stream.
+//   - EventStreamReconciler is the one that seals streams (only the
+//     manager's identity may, config/admission): it seals a head as soon as
+//     it passes the sealing size, and calls stream.Client.Seal before each
+//     status write of a stream (which records the latest commit revision,
+//     sealing only a head past that size).
 //     JobStateReconciler only reads streams and appends to them. Each holds
 //     one stream.Client for every namespace (the EventStream reconciler's a
 //     Sealer), so appends and seals of one stream group-commit.

@@ -43,8 +43,9 @@ import (
 const DefaultStatusInterval = time.Second
 
 // EventStreamReconciler keeps an EventStream's status (version, events,
-// segments, bytes), seals the head of a stream that went quiet, and applies
-// spec.retention by deleting the oldest sealed segments.
+// segments, bytes, conditions), seals its head whenever it passes the
+// sealing size (workers cannot seal), and applies spec.retention by
+// deleting the oldest sealed segments.
 type EventStreamReconciler struct {
 	client.Client
 	// APIReader reads live from the API server (mgr.GetAPIReader()).

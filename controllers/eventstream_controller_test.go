@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,7 +91,7 @@ func (h *streamHarness) get() *jobstatev1alpha1.EventStream {
 }
 
 // sealedStream records the latest append's commit revision, as the
-// controller does on a quiet stream, so that a spec edit is accepted (the
+// controller does before a status write, so that a spec edit is accepted (the
 // CRD refuses other writes until then), and returns the stream.
 func (h *streamHarness) sealedStream() *jobstatev1alpha1.EventStream {
 	h.t.Helper()
@@ -125,8 +126,9 @@ func TestEventStreamStatus(t *testing.T) {
 	if c := meta.FindStatusCondition(st.Conditions, jobstatev1alpha1.ConditionSegmentsComplete); c == nil || c.Status != metav1.ConditionTrue {
 		t.Fatalf("SegmentsComplete = %+v", c)
 	}
-	// The reconciler sealed the quiet head before writing status.
-	if stream.Unstamped(es) || len(es.Head.Events.Items) > 16 {
+	// The reconciler recorded the head's latest commit revision before
+	// writing status; it seals only a head past the sealing size.
+	if stream.Unstamped(es) || len(es.Head.Events.Items) > 48 {
 		t.Fatalf("head after reconcile: unstamped %v, %d events", stream.Unstamped(es), len(es.Head.Events.Items))
 	}
 	// Within StatusInterval nothing is written; the reconciler comes back.
@@ -297,4 +299,41 @@ func TestTheControllerSealsForWorkers(t *testing.T) {
 		t.Fatalf("the controller sealed nothing: %d segments, head.sealed %+v, %v", len(segs), es.Head.Sealed, err)
 	}
 	t.Logf("%d segments, %d events left in the head", len(segs), len(es.Head.Events.Items))
+}
+
+// A stream appended to slowly — a status write between every two appends
+// — still gets segments of a batch of events: recording the latest commit
+// revision before a status write does not force a seal (issue 9: one
+// segment per event at one append a second).
+func TestSlowAppendsMakeFullSegments(t *testing.T) {
+	h := newStreamHarness(t)
+	worker, err := stream.New(env.Client, stream.Options{Clock: h.clock}) // appends, never seals
+	if err != nil {
+		t.Fatal(err)
+	}
+	const appends = 200
+	for i := range appends {
+		if _, err := worker.Append(t.Context(), h.key, []stream.EventData{{Type: "Placed", Data: map[string]int{"order": i}}}, stream.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		h.clock.Step(2 * h.r.StatusInterval)
+		h.reconcile()
+	}
+	es := h.get()
+	if es.Status.Version != appends-1 {
+		t.Fatalf("status version %d after %d appends: the reconciler did not write status every time", es.Status.Version, appends)
+	}
+	segs, err := stream.ListSegments(t.Context(), env.Client, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if max := (appends + 31) / 32; len(segs) > max {
+		t.Fatalf("%d segments for %d slow appends, want at most %d", len(segs), appends, max)
+	}
+	for i, e := range h.read() {
+		if e.Position != int64(i) || string(e.Data) != fmt.Sprintf(`{"order":%d}`, i) {
+			t.Fatalf("event %d: position %d, data %s", i, e.Position, e.Data)
+		}
+	}
+	t.Logf("%d segments, %d events in the head", len(segs), len(es.Head.Events.Items))
 }

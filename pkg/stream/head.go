@@ -114,13 +114,17 @@ func committedEnd(h *jobstatev1alpha1.EventStreamHead) int64 {
 	return h.Unstamped.From
 }
 
+// overSealSize reports whether the head holds more than a seal waits for.
+func overSealSize(h *jobstatev1alpha1.EventStreamHead) bool {
+	return len(h.Events.Items) > sealEvents || eventsBytes(h.Events.Items) > sealBytes
+}
+
 // sealPlan says which of the head's events to move into a segment before
 // adding n events of b bytes: positions [h.First, end). end == h.First means
-// nothing needs sealing. With force, everything but the newest events is
-// sealed even below the thresholds.
-func sealPlan(h *jobstatev1alpha1.EventStreamHead, n, b int, force bool) int64 {
+// nothing needs sealing.
+func sealPlan(h *jobstatev1alpha1.EventStreamHead, n, b int) int64 {
 	events := h.Events.Items
-	if !force && len(events)+n <= sealEvents && eventsBytes(events)+b <= sealBytes {
+	if len(events)+n <= sealEvents && eventsBytes(events)+b <= sealBytes {
 		return h.First
 	}
 	// Keep the newest events (at most keepEvents, within keepBytes), but

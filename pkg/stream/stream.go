@@ -399,7 +399,7 @@ func (a *appendOp) expected(h *jobstatev1alpha1.EventStreamHead) error {
 // they still do not fit (step 2d).
 func (a *appendOp) makeRoom(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
 	h := es.Head
-	if end := sealPlan(h, len(a.events), a.size, false); a.c.sealer && end > h.First {
+	if end := sealPlan(h, len(a.events), a.size); a.c.sealer && end > h.First {
 		if err := a.c.seal(ctx, es, end); err != nil {
 			return err
 		}
@@ -410,14 +410,17 @@ func (a *appendOp) makeRoom(ctx context.Context, es *jobstatev1alpha1.EventStrea
 	return nil
 }
 
-// Seal makes one write to the head of the stream key if it needs one: it records
-// the commit revision of the head's latest write (see the package
-// documentation) and seals all but the newest events into a segment. It
-// returns the stream as stored afterwards (read live, or as the write
-// returned it) and whether it wrote; a missing stream is a *NotFoundError.
-// The EventStream controller calls it before it writes a stream's status:
-// any other write between an append and the write recording that append's
-// revision would make the revision unknowable.
+// Seal makes one write to the head of the stream key if it needs one: it
+// records the commit revision of the head's latest write (see the package
+// documentation) and, if the head has grown past its sealing size, seals
+// all but the newest events into a segment. A head below that size is not
+// sealed, however long it has been quiet: segments hold a batch of events
+// whatever the append rate. It returns the stream as stored afterwards
+// (read live, or as the write returned it) and whether it wrote; a missing
+// stream is a *NotFoundError. The EventStream controller calls it as a
+// head fills and before it writes a stream's status: any other write
+// between an append and the write recording that append's revision would
+// make the revision unknowable.
 func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alpha1.EventStream, bool, error) {
 	if err := checkKey(key); err != nil {
 		return nil, false, err
@@ -433,12 +436,11 @@ func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alp
 		if err := checkHead(key, h); err != nil {
 			return err
 		}
-		unstamped := h.Unstamped.From <= h.Version
-		if !unstamped && len(h.Events.Items) <= keepEvents {
+		if h.Unstamped.From > h.Version && !overSealSize(h) {
 			return nil
 		}
 		stamp(h, es.ResourceVersion)
-		if end := sealPlan(h, 0, 0, true); end > h.First {
+		if end := sealPlan(h, 0, 0); end > h.First {
 			return c.seal(ctx, es, end)
 		}
 		return nil
@@ -460,7 +462,7 @@ func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alp
 // NeedsSeal reports whether es's head has grown past the size at which the
 // sealer seals it (appends wait once it is full).
 func NeedsSeal(es *jobstatev1alpha1.EventStream) bool {
-	return es.Head != nil && checkHead(client.ObjectKeyFromObject(es), es.Head) == nil && sealPlan(es.Head, 0, 0, false) > es.Head.First
+	return es.Head != nil && checkHead(client.ObjectKeyFromObject(es), es.Head) == nil && overSealSize(es.Head)
 }
 
 // Unstamped reports whether es's latest write has not been followed by
