@@ -109,7 +109,9 @@ type Options struct {
 	// manager's cached client). Status and CreateIfMissing are the
 	// package's to set. Without MaxAttempts or Timeout, an Append retries
 	// conflicts for up to DefaultAppendTimeout: an unconditional append to
-	// a busy stream should wait its turn, not fail.
+	// a busy stream should wait its turn, not fail. Timeout also bounds the
+	// wait for a full head to be sealed, and Clock is what that wait, like
+	// the library's backoff, sleeps on.
 	Update update.Options
 	// SegmentCacheSize is the number of sealed segments kept in memory
 	// (they never change). Default 128.
@@ -133,8 +135,11 @@ type Client struct {
 	updater *update.Updater[*jobstatev1alpha1.EventStream]
 	sealer  bool
 	// waitFull bounds how long an Append waits for a full head to be
-	// sealed: Options.Update.Timeout, or DefaultAppendTimeout.
+	// sealed: Options.Update.Timeout, or DefaultAppendTimeout. It waits on
+	// sleeps: Options.Update.Clock, what the update library's backoff
+	// sleeps on too.
 	waitFull time.Duration
+	sleeps   clock.Clock
 	segments *lru.Cache
 	// heads holds the head each stream had after this Client's last write
 	// to it, by the stream's client.ObjectKey: the next Append starts from
@@ -177,8 +182,12 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if opts.Update.Timeout > 0 {
 		waitFull = opts.Update.Timeout
 	}
+	var sleeps clock.Clock = clock.RealClock{}
+	if opts.Update.Clock != nil {
+		sleeps = opts.Update.Clock
+	}
 	return &Client{
-		c: c, reader: reader, clock: opts.Clock, updater: u, sealer: opts.Sealer, waitFull: waitFull,
+		c: c, reader: reader, clock: opts.Clock, updater: u, sealer: opts.Sealer, waitFull: waitFull, sleeps: sleeps,
 		segments: lru.New(opts.SegmentCacheSize), heads: lru.New(maxCarriedHeads),
 	}, nil
 }
@@ -264,19 +273,19 @@ func (c *Client) Append(ctx context.Context, key client.ObjectKey, events []Even
 // stream as written.
 func (c *Client) writeAppend(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.EventStream]) (*jobstatev1alpha1.EventStream, error) {
 	es := c.carried(key)
-	delay, giveUp := headFullRetries.DelayFunc(), time.Now().Add(c.waitFull)
+	delay, giveUp := headFullRetries.DelayFunc(), c.sleeps.Now().Add(c.waitFull)
 	var err error
 	for {
 		err = c.updater.Update(ctx, es, action)
-		if !errors.Is(err, ErrHeadFull) && !errors.Is(err, errStaleHead) || !time.Now().Before(giveUp) {
+		if !errors.Is(err, ErrHeadFull) && !errors.Is(err, errStaleHead) || !c.sleeps.Now().Before(giveUp) {
 			break
 		}
-		t := time.NewTimer(delay())
+		t := c.sleeps.NewTimer(delay())
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, fmt.Errorf("appending to stream %s: %w (%w)", key, ctx.Err(), err)
-		case <-t.C:
+		case <-t.C():
 		}
 		// Start the next try from a live read, not the copy that failed.
 		es = emptyStream(key)
