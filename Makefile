@@ -103,7 +103,7 @@ uninstall: manifests ## Remove the CRDs (and every JobState) from the cluster.
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the controller (CRDs, RBAC, Deployment with IMG) to the cluster.
+deploy: manifests ## Deploy the controller (CRDs, RBAC, admission policies, Deployment with IMG) to the cluster.
 	cd config/manager && $(KUBECTL) kustomize . >/dev/null
 	$(KUBECTL) apply --server-side -k config/default
 
