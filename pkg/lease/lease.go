@@ -142,12 +142,15 @@ func New(c client.WithWatch, opts Options) (*Client, error) {
 	}
 	lc := &Client{c: c, opts: opts, observed: map[client.ObjectKey]observation{}}
 	// A renewal is bounded by its context (the renew deadline), not by a
-	// count; a release gives up after releaseAttempts.
-	lc.renewals, err = update.New[*coordinationv1.Lease](c, update.Options{MaxAttempts: math.MaxInt32, Clock: opts.Clock})
+	// count; a release gives up after releaseAttempts. Their conflict
+	// backoffs (a few milliseconds) sleep on the real clock: opts.Clock is
+	// the clock of TTLs and renew intervals, which a test may never step
+	// (a Release, called without a deadline, would wait on it forever).
+	lc.renewals, err = update.New[*coordinationv1.Lease](c, update.Options{MaxAttempts: math.MaxInt32})
 	if err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
-	lc.releases, err = update.New[*coordinationv1.Lease](c, update.Options{MaxAttempts: releaseAttempts, Clock: opts.Clock})
+	lc.releases, err = update.New[*coordinationv1.Lease](c, update.Options{MaxAttempts: releaseAttempts})
 	if err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}

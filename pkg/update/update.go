@@ -88,7 +88,8 @@ type Options struct {
 	// remain. Cap, if set, bounds the sleep before jitter: once the growth
 	// would pass it, the sleep stays at Cap. Reaching Cap does not end the
 	// retries (as it does in wait.ExponentialBackoff); MaxAttempts and
-	// Timeout do. Zero: DefaultBackoff.
+	// Timeout do. Factor is 0 (no growth) or at least 1. Zero:
+	// DefaultBackoff.
 	Backoff wait.Backoff
 
 	// MaxAttempts bounds the writes tried for one Update. Zero: unlimited
@@ -173,8 +174,9 @@ func New[T Object[T]](c client.Client, opts Options) (*Updater[T], error) {
 		backoff: opts.Backoff,
 		queues:  map[client.ObjectKey]*queue[T]{},
 	}
-	// The first attempt takes no step: Steps attempts make Steps-1 growths.
-	u.backoff.Steps--
+	// The first attempt takes no step: Steps attempts make Steps-1 growths
+	// (Steps 0 means no growth, as it did before).
+	u.backoff.Steps = max(u.backoff.Steps, 1) - 1
 	if gvk, err := apiutil.GVKForObject(u.newObj(), c.Scheme()); err == nil {
 		u.kind = gvk.Kind
 	}
@@ -189,8 +191,10 @@ func withDefaults(c client.Client, opts Options) (Options, error) {
 	}
 	b := opts.Backoff
 	switch {
-	case b.Duration <= 0 || b.Factor < 0 || b.Jitter < 0 || b.Cap < 0:
+	case b.Duration <= 0 || b.Factor < 0 || b.Jitter < 0 || b.Cap < 0 || b.Steps < 0:
 		return opts, fmt.Errorf("update: Options.Backoff needs a positive Duration and no negative field, got %+v", b)
+	case b.Factor > 0 && b.Factor < 1:
+		return opts, fmt.Errorf("update: Options.Backoff.Factor must be 0 (no growth) or at least 1, got %g: a shrinking sleep would spin", b.Factor)
 	case b.Cap != 0 && b.Cap < b.Duration:
 		return opts, fmt.Errorf("update: Options.Backoff.Cap (%s) must be unset or at least Duration (%s)", b.Cap, b.Duration)
 	case opts.MaxAttempts < 0:

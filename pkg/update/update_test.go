@@ -459,6 +459,8 @@ func TestOptionsAreValidated(t *testing.T) {
 		{"negative timeout", update.Options{Timeout: -time.Second}},
 		{"backoff cap below duration", update.Options{Backoff: wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Millisecond}}},
 		{"negative backoff cap", update.Options{Backoff: wait.Backoff{Duration: time.Second, Cap: -time.Second}}},
+		{"negative backoff steps", update.Options{Backoff: wait.Backoff{Duration: time.Second, Factor: 2, Steps: -1}}},
+		{"shrinking backoff", update.Options{Backoff: wait.Backoff{Duration: time.Second, Factor: 0.5, Steps: 3}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := update.New[*jobstatev1alpha1.JobState](env.Client, tc.opts); err == nil {
