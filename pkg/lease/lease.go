@@ -55,8 +55,9 @@ type Options struct {
 	// AcquireTimeout bounds Acquire. Zero: only the context bounds it.
 	AcquireTimeout time.Duration
 
-	// Clock is the time source, also of the backoff between a holder's
-	// writes of its Lease after a conflict. Default: the real clock.
+	// Clock is the time source of TTLs, renewals and observed times (the
+	// few-millisecond backoff between a holder's writes after a conflict
+	// sleeps on the real clock). Default: the real clock.
 	Clock clock.WithTickerAndDelayedExecution
 
 	// Labels are set on Leases this Client creates.
