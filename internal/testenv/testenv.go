@@ -151,11 +151,7 @@ func (e *Env) installAdmission() error {
 	if err := e.createPolicies(ctx); err != nil {
 		return err
 	}
-	admin, err := e.env.AddUser(envtest.User{Name: "admission-probe", Groups: []string{"system:masters"}}, e.Config)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(admin.Config(), client.Options{Scheme: e.Scheme})
+	c, err := e.adminClient("admission-probe")
 	if err != nil {
 		return err
 	}
@@ -252,13 +248,28 @@ func (e *Env) KubeConfig(user string) ([]byte, error) {
 // ConfigFor returns a client config authenticated as user name, with no
 // groups beyond system:authenticated: what it may do is what RBAC grants it.
 func (e *Env) ConfigFor(name string) (*rest.Config, error) {
-	user, err := e.env.AddUser(envtest.User{Name: name}, e.Config)
+	return e.configAs(envtest.User{Name: name})
+}
+
+// configAs returns a client config authenticated as user, without the
+// client-side rate limit.
+func (e *Env) configAs(user envtest.User) (*rest.Config, error) {
+	u, err := e.env.AddUser(user, e.Config)
 	if err != nil {
 		return nil, err
 	}
-	cfg := user.Config()
+	cfg := u.Config()
 	cfg.QPS, cfg.Burst = -1, -1
 	return cfg, nil
+}
+
+// adminClient returns a client for user in system:masters.
+func (e *Env) adminClient(user string) (client.WithWatch, error) {
+	cfg, err := e.configAs(envtest.User{Name: user, Groups: []string{"system:masters"}})
+	if err != nil {
+		return nil, err
+	}
+	return client.NewWithWatch(cfg, client.Options{Scheme: e.Scheme})
 }
 
 // ClientAs returns a client authenticated as user, bound in namespace ns to
@@ -302,13 +313,7 @@ func (e *Env) ClientAs(t testing.TB, ns, user, roleFile string) client.WithWatch
 // cluster admin who is not the sealer.
 func (e *Env) AdminAs(t testing.TB, user string) client.WithWatch {
 	t.Helper()
-	u, err := e.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := u.Config()
-	cfg.QPS, cfg.Burst = -1, -1
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: e.Scheme})
+	c, err := e.adminClient(user)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -471,7 +471,7 @@ func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alp
 // NeedsSeal reports whether es's head has grown past the size at which the
 // sealer seals it (appends wait once it is full).
 func NeedsSeal(es *jobstatev1alpha1.EventStream) bool {
-	return es.Head != nil && checkHead(client.ObjectKeyFromObject(es), es.Head) == nil && overSealSize(es.Head)
+	return es.Head != nil && overSealSize(es.Head)
 }
 
 // Unstamped reports whether es's latest write has not been followed by
