@@ -19,6 +19,8 @@ package stream
 import (
 	"errors"
 	"fmt"
+
+	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
 // CodeStreamVersionConflict is the error code of a VersionConflictError, as
@@ -189,3 +191,10 @@ func (e *TamperedError) Error() string {
 
 // Is reports whether target is ErrTampered.
 func (e *TamperedError) Is(target error) bool { return target == ErrTampered }
+
+// ErrOutcomeUnknown matches an Append whose events may or may not have been
+// stored: the caller's context ended while the write was in flight. (A lost
+// response within the deadline is resolved by Append itself: it writes the
+// same event ids again, which the stream recognizes.) Retry with the same
+// event ids, or Read to find out. It is update.ErrOutcomeUnknown.
+var ErrOutcomeUnknown = update.ErrOutcomeUnknown

@@ -25,7 +25,6 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -109,33 +108,6 @@ type Options struct {
 	// controller-runtime manager, pass mgr.GetAPIReader(). Default: the
 	// client given to New.
 	LiveReader client.Reader
-}
-
-// ConflictError is returned when an Update ran out of attempts (or time)
-// because the object kept changing under it. apierrors.IsConflict reports
-// true for it.
-type ConflictError struct {
-	// Kind and Key name the object.
-	Kind string
-	Key  client.ObjectKey
-	// Attempts is the number of writes tried.
-	Attempts int
-	// Err is the last conflict from the API server.
-	Err error
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("updating %s %s: gave up after %d attempts, the object kept changing: %v", e.Kind, e.Key, e.Attempts, e.Err)
-}
-
-func (e *ConflictError) Unwrap() error { return e.Err }
-
-// Status makes the error an apierrors.APIStatus with reason Conflict, so
-// apierrors.IsConflict(err) is true.
-func (e *ConflictError) Status() metav1.Status {
-	return metav1.Status{
-		Status: metav1.StatusFailure, Code: 409, Reason: metav1.StatusReasonConflict, Message: e.Error(),
-	}
 }
 
 // Updater applies updateActions to objects of type T. It is safe for
