@@ -19,43 +19,54 @@ package update
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-// commit applies the batch's actions and writes the result, retrying on
-// conflict. Each request's err is set. It returns the error that failed the
-// batch as a whole, if any, and whether a write whose outcome is unknown
-// (neither stored nor definitely refused) was uncertain.
-func (u *Updater[T]) commit(ctx context.Context, q *queue[T], batch []*request[T]) (uncertain bool, err error) {
-	uncertain, err = u.commitOnce(ctx, q, batch)
-	if err == nil || len(batch) == 1 || !rejected(err) {
-		return uncertain, err
+// commitBatch commits q's batch under a context that lasts while any of
+// its callers waits, and gives each request still waiting its outcome.
+func (u *Updater[T]) commitBatch(q *queue[T]) {
+	ctx, cancel := batchContext(q.batch)
+	defer cancel()
+	stored, err := u.commitOnce(ctx, q)
+	if err == nil || len(q.batch) == 1 || !rejected(err) {
+		u.settle(q, stored, err)
+		return
 	}
 	// The API server definitely refused the combined write (for example
 	// one action made the object invalid): commit each request alone, so
 	// only the offender fails. Nothing of the batch was stored, so nothing
-	// is applied twice. (Every request carries the batch's error, also one
-	// whose action failed on the combined copy: that decision saw changes
-	// that were never stored.)
-	for _, r := range batch {
-		if r.err == err {
-			r.final = false
-			s, err := u.commitOnce(ctx, q, []*request[T]{r})
-			r.err, uncertain = err, uncertain || s
-		}
+	// is applied twice. (A request whose action failed on the combined copy
+	// is committed alone too: that decision saw changes never stored.)
+	for _, r := range q.batch {
+		q.batch = []*request[T]{r}
+		stored, err := u.commitOnce(r.ctx, q)
+		u.settle(q, stored, err)
 	}
-	return uncertain, nil
 }
 
-// rejected reports whether err is the API server's definite refusal of a
-// write — one that stored nothing — as opposed to a timeout or transport
-// error whose write may have happened.
+// rejected reports whether err is the API server's refusal of a write
+// that one action of a batch may have caused.
 func rejected(err error) bool {
 	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) ||
 		apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err)
+}
+
+// refused reports whether err is a response of the API server saying that
+// it did not perform the write (a 4xx status). Anything else — a timeout, a
+// 5xx, a dropped connection, a context that ended in flight — leaves the
+// write's outcome unknown.
+func refused(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	code := status.Status().Code
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout
 }
 
 // commitOnce is the read-apply-write loop. The steps, and what each protects:
@@ -68,24 +79,27 @@ func rejected(err error) bool {
 //     live and go back to 2. On a live copy, a no-op writes nothing.
 //  4. Write with the resourceVersion precondition (create, if missing and
 //     allowed). The API server rejects it if anyone wrote since step 1.
+//     Requests whose callers left (their context ended) before the write
+//     are left out of it.
 //  5. On Conflict or a lost create race, forget the state, sleep the next
 //     jittered backoff on the Updater's clock and retry from 1, until the
 //     attempts (or the context) run out.
 //
-// It returns whether a write whose outcome is unknown was made, and the
-// batch's error, which every request of the batch also carries.
-func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*request[T]) (uncertain bool, err error) {
+// It returns what the API server stored (or, after a no-op, the state the
+// batch left unchanged) and the batch's error. A write that failed without
+// a refusal is an *UnknownOutcomeError, and is not retried.
+func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T]) (stored T, err error) {
 	delay := u.backoff.DelayFunc()
-	var stored T
 	var conflict error // the last one, reported when attempts or time run out
 	attempt := 1
 	for ; attempt <= u.opts.MaxAttempts; attempt++ {
 		if attempt > 1 {
 			u.sleep(ctx, delay()) // Step 5's backoff.
 		}
-		var unknown bool
-		stored, unknown, err = u.try(ctx, q, batch)
-		uncertain = uncertain || unknown
+		if !q.remaining() {
+			return stored, nil // every caller left
+		}
+		stored, err = u.try(ctx, q)
 		if err == nil || !u.retriable(err) {
 			break
 		}
@@ -96,33 +110,48 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T], batch []*reque
 	if err != nil && conflict != nil && (attempt > u.opts.MaxAttempts || err == ctx.Err()) {
 		err = &ConflictError{Kind: u.kind, Key: q.key, Attempts: attempt - 1, Err: conflict}
 	}
-	settle(batch, stored, err)
-	return uncertain, err
+	return stored, err
 }
 
-// try is one attempt, steps 1 to 4. It returns what the API server stored
-// (or, after a no-op, the state the batch left unchanged), and whether a
-// failed write may have been stored anyway. An error that is ctx.Err()
-// itself means the context ended before the attempt wrote anything.
-func (u *Updater[T]) try(ctx context.Context, q *queue[T], batch []*request[T]) (stored T, uncertain bool, err error) {
-	cur, work, changed, err := u.prepare(ctx, q, batch)
-	if err != nil || !changed {
-		return cur, false, err
+// try is one attempt, steps 1 to 4. An error that is ctx.Err() itself
+// means the context ended before the attempt wrote anything.
+func (u *Updater[T]) try(ctx context.Context, q *queue[T]) (T, error) {
+	for {
+		cur, work, changed, err := u.prepare(ctx, q)
+		if err != nil || !changed {
+			return cur, err
+		}
+		if !q.enter() {
+			// A caller left after its action was applied: prepare the
+			// write again without it.
+			if !q.remaining() {
+				return cur, nil
+			}
+			continue
+		}
+		// Step 4.
+		written, err := u.write(ctx, work, q.exists)
+		if err != nil {
+			// Step 5: any failed write leaves the object's state unknown.
+			q.known = false
+			if u.retriable(err) || refused(err) {
+				q.exit() // nothing was stored: the requests are back in play
+				return written, err
+			}
+			err = &UnknownOutcomeError{Kind: u.kind, Key: q.key, Err: err}
+		} else {
+			q.latest, q.exists = written, true
+		}
+		// The outcome is known as the requests leave the write, so that no
+		// caller leaving now is told that nothing was applied.
+		u.settle(q, written, err)
+		return written, err
 	}
-	// Step 4.
-	written, err := u.write(ctx, work, q.exists)
-	if err != nil {
-		// Step 5: any failed write leaves the object's state unknown.
-		q.known = false
-		return written, !u.retriable(err) && !rejected(err), err
-	}
-	q.latest, q.exists = written, true
-	return written, false, nil
 }
 
 // prepare is steps 1 to 3: it returns the state the batch was applied to,
 // the result, and whether the result must be written.
-func (u *Updater[T]) prepare(ctx context.Context, q *queue[T], batch []*request[T]) (cur, work T, changed bool, err error) {
+func (u *Updater[T]) prepare(ctx context.Context, q *queue[T]) (cur, work T, changed bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return cur, work, false, err
 	}
@@ -137,12 +166,12 @@ func (u *Updater[T]) prepare(ctx context.Context, q *queue[T], batch []*request[
 	}
 	cur = q.latest
 	// Step 2.
-	work, applied := u.apply(cur, batch)
-	noop := len(applied) == 0 || equality.Semantic.DeepEqual(cur, work)
+	work, applied, failed := u.apply(q, cur)
+	noop := applied == 0 || equality.Semantic.DeepEqual(cur, work)
 	// Step 3.
-	if !fresh && (len(applied) < len(batch) || noop) {
+	if !fresh && (failed > 0 || noop) {
 		q.known = false
-		return u.prepare(ctx, q, batch) // live this time, so once at most
+		return u.prepare(ctx, q) // live this time, so once at most
 	}
 	if noop && !q.exists {
 		q.known = false // nothing was created: do not carry the empty object
@@ -150,19 +179,79 @@ func (u *Updater[T]) prepare(ctx context.Context, q *queue[T], batch []*request[
 	return cur, work, !noop, nil
 }
 
-// settle records the batch's outcome in every request: the object as
-// stored for the requests whose action succeeded, or err for all of them.
+// apply runs the batch's actions on a copy of cur, skipping the requests
+// whose callers left. It counts the actions applied and those that failed;
+// a failed action's changes are rolled back, and its error kept for its
+// caller.
+func (u *Updater[T]) apply(q *queue[T], cur T) (work T, applied, failed int) {
+	work = u.copyOf(cur)
+	for _, r := range q.batch {
+		var ok bool
+		work, ok = u.applyOne(q, r, work, len(q.batch) > 1)
+		switch {
+		case ok:
+			applied++
+		case r.result != nil:
+			failed++
+		}
+	}
+	return work, applied, failed
+}
+
+// applyOne runs r's action on work, unless r's caller has left. It returns
+// the object to go on with (work as it was before, if the action failed
+// and rollback is set) and whether the action succeeded. An action that
+// panics is finished at once with its panic, for its own caller.
+func (u *Updater[T]) applyOne(q *queue[T], r *request[T], work T, rollback bool) (out T, ok bool) {
+	r.running.Lock()
+	defer r.running.Unlock()
+	r.result = nil // from an earlier application to a stale copy
+	if r.state.Load() == finished {
+		return work, false
+	}
+	before := work
+	if rollback {
+		before = u.copyOf(work)
+	}
+	panicked := true
+	defer func() {
+		if p := recover(); panicked {
+			q.mu.Lock()
+			if r.state.Load() != finished {
+				r.panicked = p
+				r.finish(fmt.Errorf("updating %s %s: the update action panicked: %v", u.kind, q.key, p))
+			}
+			q.mu.Unlock()
+			out, ok = before, false
+		}
+	}()
+	err := r.action(work)
+	panicked = false
+	if err != nil {
+		r.result = err
+		return before, false
+	}
+	return work, true
+}
+
+// settle gives every request of q's batch still waiting its outcome: err
+// for all of them, or its action's own error, or the object as stored.
 // An action's own error is no verdict when the write failed: it was decided
 // on a copy, with the batch's other changes, never stored.
-func settle[T Object[T]](batch []*request[T], stored T, err error) {
-	for _, r := range batch {
+func (u *Updater[T]) settle(q *queue[T], stored T, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range q.batch {
 		switch {
+		case r.state.Load() == finished:
 		case err != nil:
-			r.err = err
-		case r.err == nil:
+			r.finish(err)
+		case r.result != nil:
+			r.finish(r.result)
+		default:
 			stored.DeepCopyInto(r.obj)
+			r.finish(nil)
 		}
-		r.final = true
 	}
 }
 
@@ -174,29 +263,6 @@ func (u *Updater[T]) sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C():
 	}
-}
-
-// apply runs the batch's actions on a copy of cur. Requests whose action
-// failed get its error, and their changes are rolled back.
-func (u *Updater[T]) apply(cur T, batch []*request[T]) (T, []*request[T]) {
-	work := u.copyOf(cur)
-	var applied []*request[T]
-	for _, r := range batch {
-		var before T
-		if len(batch) > 1 {
-			before = u.copyOf(work)
-		}
-		r.err = nil // from an earlier application to a stale copy
-		if err := r.action(work); err != nil {
-			r.err = err
-			if len(batch) > 1 {
-				work = before
-			}
-			continue
-		}
-		applied = append(applied, r)
-	}
-	return work, applied
 }
 
 // retriable: a conflict, a lost create race, or (when creating is allowed)

@@ -52,9 +52,17 @@ limitations under the License.
 // exactly once to the object state it was written over, and that write was
 // accepted by the API server with the resourceVersion precondition. An
 // Update that returns an error wrote nothing on behalf of its caller — except
-// when the error comes from the context or the transport after the request
-// was sent, where, as with any API call, the write may or may not have
-// happened.
+// an *UnknownOutcomeError (errors.Is(err, ErrOutcomeUnknown)): the write
+// carrying the action was sent, and then the caller's own context ended or
+// the response was lost (a timeout, a dropped connection, a 5xx). The
+// action was then applied once or not at all; the library does not apply it
+// again.
+//
+// Each call is bounded by its own context only. A group commit's writes
+// last while any of its callers still waits; a caller whose deadline passes
+// returns at once — with its context's error if its action had not reached
+// a write, else with an *UnknownOutcomeError — and is left out of the
+// batch's later attempts, while the others carry on.
 //
 // What it does not guarantee: fairness between processes (a writer can lose
 // every race until its attempts run out — it then gets a *ConflictError, not

@@ -20,6 +20,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -35,6 +37,14 @@ import (
 // on a carried copy, the object is re-read and the action applied again.
 //
 // A no-op action (the object unchanged by semantic equality) writes nothing.
+//
+// Only ctx (and Options.Timeout) bounds the call. When it ends before the
+// action reached a write, the error is ctx.Err() and nothing was applied;
+// when it ends while a write carrying the action is in flight, the error is
+// an *UnknownOutcomeError wrapping ctx.Err(). Either way the Update returns
+// at once, and the other callers whose actions share its group commit carry
+// on under their own contexts. An action that panics panics in its own
+// caller's goroutine; the others' actions are written without its changes.
 func (u *Updater[T]) Update(ctx context.Context, obj T, action Action[T]) error {
 	key := client.ObjectKeyFromObject(obj)
 	if key.Name == "" {
@@ -45,163 +55,200 @@ func (u *Updater[T]) Update(ctx context.Context, obj T, action Action[T]) error 
 		ctx, cancel = context.WithTimeout(ctx, u.opts.Timeout)
 		defer cancel()
 	}
-	req := &request[T]{ctx: ctx, obj: obj, action: action, wake: make(chan bool, 1)}
-
-	u.mu.Lock()
-	q := u.queues[key]
-	if q == nil {
-		q = &queue[T]{key: key}
-		u.queues[key] = q
+	req := &request[T]{ctx: ctx, obj: obj, action: action, done: make(chan struct{})}
+	q := u.enqueue(key, req)
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		u.leave(q, req)
 	}
-	q.pending = append(q.pending, req)
-	lead := !q.busy
-	q.busy = true
-	u.mu.Unlock()
-
-	if !lead {
-		// Another Update of this object is writing; it will either commit
-		// this request with its next batch or hand the lead to this one.
-		lead = u.wait(q, req)
-	}
-	if lead {
-		u.lead(q, req)
+	if req.panicked != nil {
+		panic(req.panicked)
 	}
 	return req.err
 }
 
-// wait blocks until req is done (false) or must lead (true). A request whose
-// context ends while it is still pending leaves the queue with the context's
-// error; once a leader has taken it, its fate is that batch's.
-func (u *Updater[T]) wait(q *queue[T], req *request[T]) bool {
-	select {
-	case lead := <-req.wake:
-		return lead
-	case <-req.ctx.Done():
-	}
-	u.mu.Lock()
-	if !req.taken {
-		q.pending = slices.DeleteFunc(q.pending, func(r *request[T]) bool { return r == req })
-		u.mu.Unlock()
-		req.err = req.ctx.Err()
-		return false
-	}
-	u.mu.Unlock()
-	return <-req.wake
-}
-
-// queue holds the Updates of one object waiting for the write in flight.
-type queue[T Object[T]] struct {
-	key     client.ObjectKey
-	busy    bool          // a leader is committing; guarded by Updater.mu
-	pending []*request[T] // guarded by Updater.mu
-	latest  T             // last state the API server returned; leader only
-	known   bool          // latest is set; leader only
-	exists  bool          // latest exists on the server (else: to create); leader only
-}
+// The life of a request. Its state changes under its queue's mu; the
+// committer may read it without the lock (atomically) before running its
+// action.
+const (
+	pending  int32 = iota // queued, not yet in a batch
+	taken                 // in the batch being committed, not in a write
+	writing               // in a write whose response has not come back
+	finished              // err (or panicked) is its outcome; done is closed
+)
 
 type request[T Object[T]] struct {
 	ctx    context.Context
 	obj    T
 	action Action[T]
-	wake   chan bool // true: lead the next batch; false: done, err is final
-	taken  bool      // a leader took it (into a batch or as next leader); guarded by Updater.mu
-	final  bool      // err is its outcome (a commit finished for it); leader only
-	err    error
+	done   chan struct{}
+
+	state    atomic.Int32
+	err      error // set when finished
+	result   error // the action's error in its latest application; committer only
+	panicked any   // the action's panic, re-raised in the caller's goroutine
+	// running is held while the committer runs action, so that a caller
+	// leaving on its context returns only after its action has stopped
+	// touching what the caller shares with it.
+	running sync.Mutex
 }
 
-// lead commits every pending request of q as one batch (self among them),
-// then hands the lead to the oldest request that arrived meanwhile, or
-// retires the queue. Leading one batch at a time keeps a caller's latency
-// bounded by its own batch. The handoff is deferred, so that an action that
-// panics fails its batch instead of blocking the object's queue forever.
-func (u *Updater[T]) lead(q *queue[T], self *request[T]) {
+// queue holds the Updates of one object. While busy, one committer
+// goroutine writes its batches one at a time, which keeps a caller's
+// latency bounded by its own batch.
+type queue[T Object[T]] struct {
+	key client.ObjectKey
+
+	mu      sync.Mutex
+	busy    bool          // a committer is running; guarded by mu
+	pending []*request[T] // guarded by mu
+
+	// The committer's own.
+	batch  []*request[T] // the requests being committed
+	latest T             // last state the API server returned
+	known  bool          // latest is set
+	exists bool          // latest exists on the server (else: to create)
+}
+
+// enqueue adds req to its object's queue and starts the queue's committer
+// if none is running.
+func (u *Updater[T]) enqueue(key client.ObjectKey, req *request[T]) *queue[T] {
 	u.mu.Lock()
-	batch := q.pending
-	q.pending = nil
-	for _, r := range batch {
-		r.taken = true
+	defer u.mu.Unlock()
+	q := u.queues[key]
+	if q == nil {
+		q = &queue[T]{key: key}
+		u.queues[key] = q
 	}
-	u.mu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, req)
+	if !q.busy {
+		q.busy = true
+		go u.run(q)
+	}
+	return q
+}
 
-	var requeue []*request[T]
-	defer func() {
-		if p := recover(); p != nil {
-			for _, r := range batch {
-				if !r.final { // a request already committed keeps its outcome
-					r.err = fmt.Errorf("updating %s %s: an update action panicked: %v", u.kind, q.key, p)
-				}
-			}
-			u.handoff(q, self, batch, nil)
-			panic(p)
-		}
-		u.handoff(q, self, batch, requeue)
-	}()
+// leave settles a request whose context ended before its outcome was
+// known: a pending request leaves the queue, a request in a batch leaves
+// it before its next write (nothing of it was stored), and a request whose
+// write is in flight learns that its outcome is unknown.
+func (u *Updater[T]) leave(q *queue[T], req *request[T]) {
+	q.mu.Lock()
+	switch req.state.Load() {
+	case pending:
+		q.pending = slices.DeleteFunc(q.pending, func(r *request[T]) bool { return r == req })
+		req.finish(req.ctx.Err())
+	case taken:
+		req.finish(req.ctx.Err())
+	case writing:
+		req.finish(&UnknownOutcomeError{Kind: u.kind, Key: q.key, Err: req.ctx.Err()})
+	}
+	q.mu.Unlock()
+	req.running.Lock() // an action call in progress ends first
+	req.running.Unlock()
+}
 
-	ready := stillWanted(batch)
-	if len(ready) == 0 {
-		return
-	}
-	if !q.known && self.obj.GetResourceVersion() != "" {
-		q.latest, q.known, q.exists = u.copyOf(self.obj), true, true
-	}
-	if uncertain, err := u.commit(self.ctx, q, ready); err != nil && !uncertain && self.ctx.Err() != nil {
-		// The leader's own context ended the batch, and nothing of it was
-		// stored; the others did not ask for that. They go back to the head
-		// of the queue. (After a write whose outcome is unknown,
-		// re-applying could apply an action twice: they share the error.)
-		requeue = othersWaiting(ready, self)
+// finish records err as r's outcome and wakes its caller. The caller holds
+// the queue's mu.
+func (r *request[T]) finish(err error) {
+	r.err = err
+	r.state.Store(finished)
+	close(r.done)
+}
+
+// run is a queue's committer: it commits every pending request as one
+// batch, then the requests that arrived meanwhile, until none is left.
+func (u *Updater[T]) run(q *queue[T]) {
+	for u.take(q) {
+		u.commitBatch(q)
 	}
 }
 
-// stillWanted returns the requests of batch whose context has not ended;
-// the others get their context's error (nothing was applied for them).
-func stillWanted[T Object[T]](batch []*request[T]) []*request[T] {
-	var wanted []*request[T]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
-			continue
-		}
-		wanted = append(wanted, r)
-	}
-	return wanted
-}
-
-// othersWaiting returns the requests of batch but self whose context has
-// not ended, their err cleared to go back to the queue.
-func othersWaiting[T Object[T]](batch []*request[T], self *request[T]) []*request[T] {
-	var others []*request[T]
-	for _, r := range batch {
-		if r != self && r.ctx.Err() == nil {
-			r.err = nil
-			others = append(others, r)
-		}
-	}
-	return others
-}
-
-// handoff wakes the finished requests of batch and the next leader.
-func (u *Updater[T]) handoff(q *queue[T], self *request[T], batch, requeue []*request[T]) {
+// take makes the pending requests q's batch, or retires q when there are
+// none. The first request carrying a resourceVersion gives the committer
+// its starting point when it knows none.
+func (u *Updater[T]) take(q *queue[T]) bool {
 	u.mu.Lock()
-	for _, r := range requeue {
-		r.taken = false
-	}
-	q.pending = append(slices.Clone(requeue), q.pending...)
-	var next *request[T]
-	if len(q.pending) > 0 {
-		next = q.pending[0]
-		next.taken = true
-	} else {
+	defer u.mu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.batch, q.pending = q.pending, nil
+	if len(q.batch) == 0 {
+		q.busy = false
 		delete(u.queues, q.key)
+		return false
 	}
-	u.mu.Unlock()
-
-	for _, r := range batch {
-		if r != self && !slices.Contains(requeue, r) {
-			r.wake <- false
+	for _, r := range q.batch {
+		r.state.Store(taken)
+		if !q.known && r.obj.GetResourceVersion() != "" {
+			q.latest, q.known, q.exists = u.copyOf(r.obj), true, true
 		}
 	}
-	if next != nil {
-		next.wake <- true
+	return true
+}
+
+// batchContext is done when the context of every request of batch is: a
+// batch's writes are bounded by the longest deadline among its callers,
+// never by the shortest. It carries the first request's values.
+func batchContext[T Object[T]](batch []*request[T]) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+	var live atomic.Int64
+	live.Store(int64(len(batch)))
+	stops := make([]func() bool, 0, len(batch))
+	for _, r := range batch {
+		stops = append(stops, context.AfterFunc(r.ctx, func() {
+			if live.Add(-1) == 0 {
+				cancel()
+			}
+		}))
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// remaining drops from q's batch the requests that have finished (their
+// callers left); it reports whether any is left.
+func (q *queue[T]) remaining() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.batch = slices.DeleteFunc(q.batch, func(r *request[T]) bool { return r.state.Load() == finished })
+	return len(q.batch) > 0
+}
+
+// enter marks q's batch as written, just before the write. It fails if a
+// request of the batch has finished (or its context ended) since its
+// action was applied: the write must then be prepared again without it.
+func (q *queue[T]) enter() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range q.batch {
+		if r.state.Load() == finished {
+			return false
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.finish(err) // nothing of it was written
+			return false
+		}
+	}
+	for _, r := range q.batch {
+		r.state.Store(writing)
+	}
+	return true
+}
+
+// exit puts the batch's requests back in play after a write the API
+// server refused, those whose callers have not left.
+func (q *queue[T]) exit() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range q.batch {
+		r.state.CompareAndSwap(writing, taken)
 	}
 }

@@ -1,0 +1,204 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package update_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
+	"github.com/jobstate-dev/jobstate/pkg/update"
+)
+
+// markCall is the action of call id: it counts itself and records its id
+// in status.data, so the stored object says exactly which calls it holds.
+func markCall(id string) update.Action[*jobstatev1alpha1.JobState] {
+	return func(js *jobstatev1alpha1.JobState) error {
+		if err := increment(js); err != nil {
+			return err
+		}
+		data, err := jobstate.Data(js)
+		if err != nil {
+			return err
+		}
+		data[id] = true
+		return jobstate.SetData(js, data)
+	}
+}
+
+// TestShortDeadlinesDoNotFailOtherCallers is issue 9's defect 1: through
+// one shared Updater, 8 callers with 10 s contexts and 8 with deadlines of
+// 2–30 ms write the same object, 25 calls each. Every long call succeeds;
+// a short call succeeds, fails with its own context's error (and is not
+// stored), or fails with ErrOutcomeUnknown (either way). The stored object
+// holds every long call, every succeeded short call and no definitely
+// failed one, each once.
+func TestShortDeadlinesDoNotFailOtherCallers(t *testing.T) {
+	const callers, calls = 8, 25
+	key := newJobState(t)
+	u := newUpdater(t, update.Options{Status: true})
+	type outcome struct {
+		id  string
+		err error
+	}
+	var mu sync.Mutex
+	var long, short []outcome
+	var wg sync.WaitGroup
+	for w := range 2 * callers {
+		wg.Go(func() {
+			for i := range calls {
+				id := fmt.Sprintf("call-%d-%d", w, i)
+				timeout := 10 * time.Second
+				if w%2 == 1 {
+					timeout = time.Duration(2+rand.IntN(29)) * time.Millisecond
+				}
+				ctx, cancel := context.WithTimeout(t.Context(), timeout)
+				js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+				err := u.Update(ctx, js, markCall(id))
+				cancel()
+				mu.Lock()
+				if w%2 == 0 {
+					long = append(long, outcome{id, err})
+				} else {
+					short = append(short, outcome{id, err})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	live := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, live); err != nil {
+		t.Fatal(err)
+	}
+	data, err := jobstate.Data(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failedLong := 0
+	for _, o := range long {
+		if o.err != nil {
+			failedLong++
+			t.Errorf("long call %s: %v", o.id, o.err)
+		} else if data[o.id] != true {
+			t.Errorf("long call %s succeeded but is not stored", o.id)
+		}
+	}
+	var ok, refused, unknown int
+	for _, o := range short {
+		switch {
+		case o.err == nil:
+			ok++
+			if data[o.id] != true {
+				t.Errorf("short call %s succeeded but is not stored", o.id)
+			}
+		case errors.Is(o.err, update.ErrOutcomeUnknown):
+			unknown++
+			if !errors.Is(o.err, context.DeadlineExceeded) {
+				t.Errorf("short call %s: %v, want its own deadline as the reason", o.id, o.err)
+			}
+		case errors.Is(o.err, context.DeadlineExceeded):
+			refused++
+			if data[o.id] == true {
+				t.Errorf("short call %s failed with %v, but it is stored", o.id, o.err)
+			}
+		default:
+			t.Errorf("short call %s: unexpected error %v", o.id, o.err)
+		}
+	}
+	stored := len(data) - 1 // the counter is the one other key
+	if n, _ := data["counter"].(float64); int(n) != stored {
+		t.Errorf("counter = %v, but %d calls are recorded: an action was applied twice", n, stored)
+	}
+	t.Logf("long: %d of %d failed; short: %d ok, %d deadline before the write, %d outcome unknown; %d calls stored",
+		failedLong, len(long), ok, refused, unknown, stored)
+}
+
+// TestCallerLeavingAWriteInFlightGetsUnknownOutcome: the write carrying two
+// callers' actions hangs; the caller with a short deadline returns at its
+// deadline with ErrOutcomeUnknown, while the other waits for the write and
+// succeeds. The write was stored, with both actions.
+func TestCallerLeavingAWriteInFlightGetsUnknownOutcome(t *testing.T) {
+	key := newJobState(t)
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	c := interceptor.NewClient(env.Client, interceptor.Funcs{
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			once.Do(func() { held <- struct{}{}; <-hold })
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+	})
+	u, err := update.New[*jobstatev1alpha1.JobState](c, update.Options{Status: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := func() *jobstatev1alpha1.JobState {
+		return &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	}
+	// Both actions wait until both callers are queued, so they share the
+	// first batch, whoever the committer takes first.
+	queued := make(chan struct{})
+	gate := func(id string) update.Action[*jobstatev1alpha1.JobState] {
+		return func(js *jobstatev1alpha1.JobState) error { <-queued; return markCall(id)(js) }
+	}
+	shortCtx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- u.Update(shortCtx, obj(), gate("short")) }()
+	longDone := make(chan error, 1)
+	go func() { longDone <- u.Update(t.Context(), obj(), gate("long")) }()
+	time.Sleep(50 * time.Millisecond)
+	close(queued)
+	<-held // the write is in flight
+
+	select {
+	case err := <-errs:
+		if !errors.Is(err, update.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("short caller: %v, want ErrOutcomeUnknown wrapping its deadline", err)
+		}
+	case <-time.After(5 * time.Second):
+		close(hold)
+		t.Fatalf("the short caller did not return at its deadline while its write was held: %v", <-errs)
+	}
+	select {
+	case err := <-longDone:
+		t.Fatalf("long caller returned %v while its write was held", err)
+	default:
+	}
+	close(hold)
+	if err := <-longDone; err != nil {
+		t.Fatalf("long caller: %v", err)
+	}
+	live := obj()
+	if err := env.Client.Get(t.Context(), key, live); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := jobstate.Data(live)
+	if data["short"] != true || data["long"] != true || data["counter"] != 2.0 {
+		t.Errorf("stored data = %v, want both calls, counted once each", data)
+	}
+}
