@@ -36,6 +36,14 @@ limitations under the License.
 // events whose ids the stream already holds, in the same order, is a retry:
 // it returns the original positions and stores nothing.
 //
+// Every event has an id (Append makes a UUID for an event without one), so
+// an Append whose write's response is lost — a timeout, a dropped
+// connection — writes the same events again within its deadline, and gets
+// the positions they were stored at, once. Only when the caller's own
+// context ends with a write in flight is the outcome unknown: the error
+// matches ErrOutcomeUnknown, and retrying with the same ids is safe. One
+// caller's deadline never fails another's Append through the same Client.
+//
 // # Storage
 //
 // The EventStream object's head holds the newest events and is written by

@@ -95,8 +95,9 @@ type AppendResult struct {
 	Positions       []int64
 	GlobalPositions []GlobalPosition
 	// Duplicate is true when the events were already stored by an earlier
-	// Append with the same ids (a retry); nothing new was stored, and the
-	// positions are the original ones.
+	// Append with the same ids (a retry), or by this Append's own write
+	// whose response was lost; nothing new was stored, and the positions
+	// are the original ones.
 	Duplicate bool
 }
 
@@ -267,17 +268,20 @@ func (c *Client) Append(ctx context.Context, key client.ObjectKey, events []Even
 
 // writeAppend writes the stream key with action (Append's step 2) under
 // the update library, starting from the head this Client carries for it.
-// While the head is full (until the sealer seals it) or the copy a seal
-// started from was stale, it tries again from a live read, up to ctx's end
-// or Options.Update.Timeout (DefaultAppendTimeout if unset). It returns the
-// stream as written.
+// It tries again from a live read, up to ctx's end or Options.Update.Timeout
+// (DefaultAppendTimeout if unset), while the head is full (until the sealer
+// seals it), when the copy a seal started from was stale, and when a
+// write's response was lost: the same event ids, written again, are
+// recognized if the lost write was stored (step 2a). It returns the stream
+// as written.
 func (c *Client) writeAppend(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.EventStream]) (*jobstatev1alpha1.EventStream, error) {
 	es := c.carried(key)
 	delay, giveUp := headFullRetries.DelayFunc(), c.sleeps.Now().Add(c.waitFull)
 	var err error
 	for {
 		err = c.updater.Update(ctx, es, action)
-		if !errors.Is(err, ErrHeadFull) && !errors.Is(err, errStaleHead) || !c.sleeps.Now().Before(giveUp) {
+		lost := errors.Is(err, ErrOutcomeUnknown) && ctx.Err() == nil
+		if !lost && !errors.Is(err, ErrHeadFull) && !errors.Is(err, errStaleHead) || !c.sleeps.Now().Before(giveUp) {
 			break
 		}
 		t := c.sleeps.NewTimer(delay())
