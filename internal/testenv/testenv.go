@@ -36,6 +36,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -46,6 +47,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
 // K8sVersion is the control plane version hack/envtest-assets.sh builds.
@@ -174,7 +176,29 @@ func (e *Env) installAdmission() error {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"},
 		Spec:       jobstatev1alpha1.EventStreamSpec{Retention: &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](1)}},
 	}
-	return waitForbidden(ctx, creator, probe, "eventstreams/lifetime")
+	if err := waitForbidden(ctx, creator, probe, "eventstreams/lifetime"); err != nil {
+		return err
+	}
+	return e.waitStamped(ctx)
+}
+
+// waitStamped waits until the API server records the latest append's
+// revision for a foreign write (config/admission/eventstream_stamp.yaml):
+// a label on a stream just appended to is then accepted.
+func (e *Env) waitStamped(ctx context.Context) error {
+	streams, err := stream.New(e.Client, stream.Options{})
+	if err != nil {
+		return err
+	}
+	key := client.ObjectKey{Namespace: "default", Name: "admission-probe"}
+	if _, err := streams.Append(ctx, key, []stream.EventData{{Type: "Probed"}}, stream.AppendOptions{}); err != nil {
+		return err
+	}
+	label := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"probe":"stamped"}}}`))
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		es := &jobstatev1alpha1.EventStream{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		return e.Client.Patch(ctx, es, label, client.DryRunAll) == nil, nil
+	})
 }
 
 // createPolicies creates every object of config/admission's policy files.

@@ -118,14 +118,18 @@ limitations under the License.
 //     newest 16 (fewer if they exceed 32 KiB). A retry arriving after its
 //     events were sealed away stores them again.
 //   - The global position of the latest write's events is exact because
-//     the API server refuses any other write to the EventStream (kubectl
-//     label, a spec or status write) until the next write by this package
-//     records it: a CEL rule requires every write to a head with unrecorded
-//     events to change head.unstamped.base, which only a stamping write
-//     does. The rule cannot see resourceVersions, so a client that forges
-//     head.unstamped and head.commits by hand could record a wrong
-//     revision. On a stream appended to without pause, an edit may need
-//     retrying. Order within a stream never depends on it.
+//     no other write can hide their revision: a CEL rule requires every
+//     write to a head with unrecorded events to record it (change
+//     head.unstamped.base, as this package's writes do), and
+//     config/admission's eventstream-stamp policy does so on behalf of any
+//     other write to the main resource (kubectl label, a spec change), with
+//     the revision the API server replaces. A status write is refused
+//     until the next write by this package (the controller calls Seal
+//     first); without the policy installed, so is every other write, which
+//     on a stream appended to without pause may need retrying. The CEL rule
+//     cannot see resourceVersions, so a client that forges head.unstamped
+//     and head.commits by hand could record a wrong revision. Order within
+//     a stream never depends on it.
 //   - Segments sealed before streams were chained (before head.sealed
 //     existed; head.sealed.from is where the chain starts) are served
 //     without verification. Deleting a segment (retention does; a cluster
