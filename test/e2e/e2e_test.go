@@ -190,6 +190,8 @@ func TestDefaultConfigInstallsTheSealerPolicies(t *testing.T) {
 		"policyName: jobstate-eventstream-sealer",
 		"policyName: jobstate-eventsegment-sealer",
 		"policyName: jobstate-eventstream-lifetime",
+		// Cluster-scoped: no namespace (kustomize would give it one).
+		"kind: MutatingAdmissionPolicy\nmetadata:\n  labels:\n    app.kubernetes.io/name: jobstate\n  name: jobstate-eventstream-stamp\nspec:",
 		"kind: MutatingAdmissionPolicyBinding\nmetadata:\n  labels:\n    app.kubernetes.io/name: jobstate\n  name: jobstate-eventstream-stamp\nspec:\n  policyName: jobstate-eventstream-stamp",
 		"serviceAccountName: jobstate-controller-manager",
 		"namespace: jobstate-system",
