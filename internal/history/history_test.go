@@ -68,36 +68,63 @@ func TestCounterModel(t *testing.T) {
 	refusedInc := CounterOutput{Outcome: Refused}
 	checkCases(t, CounterModel(), []historyCase{
 		{"concurrent increments, then a read", []porcupine.Operation{
-			op(0, Increment(), 0, inc(2), 10),
-			op(1, Increment(), 5, inc(1), 15),
+			op(0, Increment("a"), 0, inc(2), 10),
+			op(1, Increment("b"), 5, inc(1), 15),
 			op(2, ReadCounter(), 20, inc(2), 25),
 		}, porcupine.Ok},
 		{"an unknown increment that was applied", []porcupine.Operation{
-			op(0, Increment(), 0, unknown, never),
+			op(0, Increment("c"), 0, unknown, never),
 			op(1, ReadCounter(), 10, inc(1), 12),
-			op(1, Increment(), 13, inc(2), 14),
+			op(1, Increment("d"), 13, inc(2), 14),
 		}, porcupine.Ok},
 		{"an unknown increment that was not applied", []porcupine.Operation{
-			op(0, Increment(), 0, unknown, never),
+			op(0, Increment("e"), 0, unknown, never),
 			op(1, ReadCounter(), 10, inc(0), 12),
 		}, porcupine.Ok},
 		{"a lost update: two increments both wrote 1", []porcupine.Operation{
-			op(0, Increment(), 0, inc(1), 10),
-			op(1, Increment(), 0, inc(1), 10),
+			op(0, Increment("f"), 0, inc(1), 10),
+			op(1, Increment("g"), 0, inc(1), 10),
 		}, porcupine.Illegal},
 		{"an increment applied twice", []porcupine.Operation{
-			op(0, Increment(), 0, inc(1), 10),
+			op(0, Increment("h"), 0, inc(1), 10),
 			op(1, ReadCounter(), 20, inc(2), 25),
 		}, porcupine.Illegal},
 		{"a refused increment that was applied", []porcupine.Operation{
-			op(0, Increment(), 0, refusedInc, 5),
+			op(0, Increment("i"), 0, refusedInc, 5),
 			op(1, ReadCounter(), 6, inc(1), 7),
+		}, porcupine.Illegal},
+		{"an unknown increment that wrote what a later one reports", []porcupine.Operation{
+			op(0, Increment("x"), 0, CounterOutput{Outcome: Unknown, Value: 1}, never),
+			op(1, Increment("y"), 5, inc(1), 10),
 		}, porcupine.Illegal},
 		{"an unknown increment seen before it was called", []porcupine.Operation{
 			op(1, ReadCounter(), 0, inc(1), 5),
-			op(0, Increment(), 10, unknown, never),
+			op(0, Increment("j"), 10, unknown, never),
 		}, porcupine.Illegal},
 	})
+}
+
+// TestSettleIncrements: the final log of applied ids drops the unknown
+// increments that never took effect and fixes the order of the others.
+func TestSettleIncrements(t *testing.T) {
+	ops := []porcupine.Operation{
+		op(0, Increment("a"), 0, CounterOutput{Outcome: Done, Value: 1}, 10),
+		op(1, Increment("b"), 20, CounterOutput{Outcome: Unknown}, never),
+		op(2, Increment("c"), 20, CounterOutput{Outcome: Unknown}, never),
+		op(2, ReadCounter(), 25, CounterOutput{Outcome: Unknown}, never),
+		op(3, ReadCounter(), 30, CounterOutput{Outcome: Done, Value: 2}, 31),
+	}
+	settled := SettleIncrements(ops, []string{"a", "b"})
+	if len(settled) != 3 || settled[1].Output.(CounterOutput).Value != 2 {
+		t.Fatalf("settled = %+v, want a, b (value 2) and the read of 2", settled)
+	}
+	if got := porcupine.CheckOperations(CounterModel(), settled); !got {
+		t.Errorf("settled history with the log [a b] is not linearizable")
+	}
+	// With the log [b a], b wrote 1, which a reports too.
+	if porcupine.CheckOperations(CounterModel(), SettleIncrements(ops, []string{"b", "a"})) {
+		t.Errorf("settled history with the log [b a] is linearizable")
+	}
 }
 
 func TestStreamModel(t *testing.T) {
@@ -183,6 +210,23 @@ func TestStreamModel(t *testing.T) {
 			op(1, AppendInput("s2", b, expect(stream.NoStream)), 0, at(0, 0), 10),
 		}, porcupine.Ok},
 	})
+}
+
+// TestSettleAppends: an unknown append whose ids the final stream does
+// not hold is dropped, with failed reads; the others stay.
+func TestSettleAppends(t *testing.T) {
+	unknown := StreamOutput{Outcome: Unknown}
+	ops := []porcupine.Operation{
+		op(0, AppendInput("s", []string{"a"}, stream.AppendOptions{}), 0, unknown, never),
+		op(1, AppendInput("s", []string{"b", "c"}, stream.AppendOptions{}), 0, unknown, never),
+		op(2, AppendInput("t", []string{"a"}, stream.AppendOptions{}), 0, unknown, never),
+		op(3, ReadInput("s", 0, 1), 0, unknown, never),
+		op(3, VersionInput("s"), 0, StreamOutput{Outcome: Done, Version: 0, Exists: true}, 10),
+	}
+	settled := SettleAppends(ops, map[string][]string{"s": {"a", "b"}, "t": {"a"}})
+	if len(settled) != 3 || settled[0].ClientId != 0 || settled[1].ClientId != 2 || settled[2].ClientId != 3 {
+		t.Errorf("settled = %+v, want the appends of a to s and t, and the version", settled)
+	}
 }
 
 func TestLockModel(t *testing.T) {
@@ -273,7 +317,7 @@ func TestRecorder(t *testing.T) {
 	for c := range 8 {
 		wg.Go(func() {
 			for i := range 100 {
-				call := r.Call(c, Increment())
+				call := r.Call(c, Increment(fmt.Sprint(c, "-", i)))
 				out := IncrementOutput(i, nil)
 				if i%10 == 0 {
 					out = IncrementOutput(0, context.DeadlineExceeded)
@@ -306,8 +350,8 @@ func TestRecorder(t *testing.T) {
 // visualization written where Check says.
 func TestCheckWritesVisualization(t *testing.T) {
 	ops := []porcupine.Operation{
-		op(0, Increment(), 0, CounterOutput{Outcome: Done, Value: 1}, 10),
-		op(1, Increment(), 0, CounterOutput{Outcome: Done, Value: 1}, 10),
+		op(0, Increment("k"), 0, CounterOutput{Outcome: Done, Value: 1}, 10),
+		op(1, Increment("l"), 0, CounterOutput{Outcome: Done, Value: 1}, 10),
 	}
 	rec := &recordingTB{TB: t}
 	if got := Check(rec, CounterModel(), ops, 10*time.Second); got != porcupine.Illegal {

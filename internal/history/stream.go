@@ -321,3 +321,32 @@ func partitionBy(key func(input any) string) func([]porcupine.Operation) [][]por
 		return parts
 	}
 }
+
+// SettleAppends uses evidence of what the operations of unknown outcome
+// did: final holds, by stream, the ids of all its events as a last Read
+// returned them. An Append of unknown outcome whose ids are not all there
+// never stored them (nothing removes events from a stream without
+// retention): it is left out, as the checker could place it after
+// everything else anyway, and trying it everywhere else costs time that
+// grows exponentially with their number. Reads and Versions that failed,
+// which observed nothing, are left out too.
+func SettleAppends(ops []porcupine.Operation, final map[string][]string) []porcupine.Operation {
+	var settled []porcupine.Operation
+	for _, op := range ops {
+		in, out := op.Input.(StreamInput), op.Output.(StreamOutput)
+		if out.Outcome == Unknown && (in.Op != Append || !containsAll(final[in.Stream], in.IDs)) {
+			continue
+		}
+		settled = append(settled, op)
+	}
+	return settled
+}
+
+func containsAll(ids, want []string) bool {
+	for _, id := range want {
+		if !slices.Contains(ids, id) {
+			return false
+		}
+	}
+	return true
+}
