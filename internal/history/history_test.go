@@ -192,6 +192,18 @@ func TestStreamModel(t *testing.T) {
 			op(0, AppendInput(s, a, any), 5, at(0, 0), 10),
 			op(1, ReadInput(s, 0, 5), 20, read(0, "a", "a"), 30),
 		}, porcupine.Illegal},
+		{"an append that gave up on a busy stream stored nothing", []porcupine.Operation{
+			op(0, AppendInput(s, a, any), 0, StreamOutput{Outcome: Refused, Contended: true}, 10),
+			op(1, AppendInput(s, b, expect(stream.NoStream)), 11, at(0, 0), 20),
+		}, porcupine.Ok},
+		{"a retry refused as a version conflict (ids are checked first)", []porcupine.Operation{
+			op(0, AppendInput(s, a, any), 0, at(0, 0), 10),
+			op(1, AppendInput(s, b, any), 11, at(1, 1), 20),
+			op(0, AppendInput(s, a, expect(stream.NoStream)), 21, conflict(1), 30),
+		}, porcupine.Illegal},
+		{"a version conflict on an append whose expectation held", []porcupine.Operation{
+			op(0, AppendInput(s, a, expect(stream.NoStream)), 0, conflict(stream.NoStream), 10),
+		}, porcupine.Illegal},
 		{"a conflict that names the wrong version", []porcupine.Operation{
 			op(0, AppendInput(s, a, any), 0, at(0, 0), 10),
 			op(1, AppendInput(s, b, expect(5)), 11, conflict(stream.NoStream), 20),

@@ -27,6 +27,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/jobstate-dev/jobstate/pkg/stream"
+	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
 // StreamOp names an operation of pkg/stream.
@@ -83,6 +84,9 @@ type StreamOutput struct {
 	Actual   int64
 	// DuplicateID: the Append was refused with a *stream.DuplicateIDError.
 	DuplicateID bool
+	// Contended: the Append was refused because the stream kept changing
+	// until its attempts or time ran out (*update.ConflictError).
+	Contended bool
 	// Read: the ids of the events read; their Positions are in Positions.
 	// Version: Version, and Exists (Version's ok).
 	IDs    []string
@@ -105,6 +109,8 @@ func AppendOutput(res stream.AppendResult, err error) StreamOutput {
 			out.Conflict, out.Actual = true, conflict.Actual
 		}
 		out.DuplicateID = errors.Is(err, stream.ErrDuplicateID)
+		var contended *update.ConflictError
+		out.Contended = errors.As(err, &contended)
 		return out
 	}
 	out.Positions, out.Version, out.Duplicate = res.Positions, res.Version, res.Duplicate
@@ -151,6 +157,10 @@ func VersionOutput(version int64, ok bool, err error) StreamOutput {
 //     the actual version; any other Append stores its events at the next
 //     positions. It may say Duplicate: a Client that re-sent its own
 //     write after losing the response finds its events stored (by itself).
+//   - Any Append may be refused otherwise — it gave up on a stream that
+//     kept changing (*update.ConflictError), or its events were invalid —
+//     and then stored nothing; such a refusal says nothing about the
+//     stream.
 //   - A Read returns the events from From, at most Limit, with their
 //     positions, or NotFound for a stream without events; Version returns
 //     the last position, and whether there is one.
@@ -204,24 +214,30 @@ func stepStream(ids []string, in StreamInput, out StreamOutput) (bool, []string)
 	dup, mismatch := retried(ids, in.IDs)
 	switch {
 	case mismatch:
-		return out.Outcome != Done && (out.Outcome == Unknown || out.DuplicateID), ids
+		return out.Outcome != Done && !out.Conflict, ids
 	case dup != nil:
-		if out.Outcome != Done {
-			return out.Outcome == Unknown, ids
+		switch out.Outcome {
+		case Done:
+			return out.Duplicate && slices.Equal(out.Positions, dup) && out.Version == version, ids
+		case Refused:
+			return !out.Conflict && !out.DuplicateID, ids
 		}
-		return out.Duplicate && slices.Equal(out.Positions, dup) && out.Version == version, ids
+		return true, ids
 	case in.ExpectedVersion != nil && *in.ExpectedVersion != version:
-		if out.Outcome == Unknown {
-			return true, ids
+		switch out.Outcome {
+		case Done:
+			return false, ids
+		case Refused:
+			return !out.DuplicateID && (!out.Conflict || out.Actual == version), ids
 		}
-		return out.Outcome == Refused && out.Conflict && out.Actual == version, ids
+		return true, ids
 	}
 	next := append(slices.Clip(ids), in.IDs...)
 	switch out.Outcome {
 	case Unknown:
 		return true, next
 	case Refused:
-		return false, ids
+		return !out.Conflict && !out.DuplicateID, ids
 	}
 	return slices.Equal(out.Positions, positions(version+1, len(in.IDs))) && out.Version == int64(len(next))-1, next
 }
