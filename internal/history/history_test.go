@@ -179,6 +179,14 @@ func TestStreamModel(t *testing.T) {
 			op(0, AppendInput(s, a, expect(stream.NoStream)), 0, dupAt(0, 0), 10),
 			op(1, ReadInput(s, 0, 1), 11, read(0, "a"), 20),
 		}, porcupine.Ok},
+		{"a re-sent append reports the version at the re-send", []porcupine.Operation{
+			op(0, AppendInput(s, a, expect(stream.NoStream)), 0, dupAt(1, 0), 30),
+			op(1, AppendInput(s, b, any), 5, at(1, 1), 20),
+		}, porcupine.Ok},
+		{"an append reports a version its events were not stored at", []porcupine.Operation{
+			op(0, AppendInput(s, a, expect(stream.NoStream)), 0, at(1, 0), 30),
+			op(1, AppendInput(s, b, any), 5, at(1, 1), 20),
+		}, porcupine.Illegal},
 		{"two appends expecting no stream both stored (no precondition)", []porcupine.Operation{
 			op(0, AppendInput(s, a, expect(stream.NoStream)), 0, at(0, 0), 10),
 			op(1, AppendInput(s, b, expect(stream.NoStream)), 0, at(1, 1), 10),

@@ -156,7 +156,8 @@ func VersionOutput(version int64, ok bool, err error) StreamOutput {
 //     stream's version is refused with a *VersionConflictError carrying
 //     the actual version; any other Append stores its events at the next
 //     positions. It may say Duplicate: a Client that re-sent its own
-//     write after losing the response finds its events stored (by itself).
+//     write after losing the response finds its events stored (by itself),
+//     and reports the stream's version at the re-send, which may be later.
 //   - Any Append may be refused otherwise — it gave up on a stream that
 //     kept changing (*update.ConflictError), or its events were invalid —
 //     and then stored nothing; such a refusal says nothing about the
@@ -239,7 +240,13 @@ func stepStream(ids []string, in StreamInput, out StreamOutput) (bool, []string)
 	case Refused:
 		return !out.Conflict && !out.DuplicateID, ids
 	}
-	return slices.Equal(out.Positions, positions(version+1, len(in.IDs))) && out.Version == int64(len(next))-1, next
+	end := int64(len(next)) - 1
+	if out.Duplicate {
+		// The Client re-sent its own write and found it stored: the version
+		// it reports is the stream's at the re-send, maybe later.
+		return slices.Equal(out.Positions, positions(version+1, len(in.IDs))) && out.Version >= end, next
+	}
+	return slices.Equal(out.Positions, positions(version+1, len(in.IDs))) && out.Version == end, next
 }
 
 // retried is pkg/stream's retry rule: if the stream holds one of appended

@@ -158,14 +158,14 @@ func newUpdater(t *testing.T, c client.Client) *update.Updater[*jobstatev1alpha1
 
 // TestUpdaterCounterIsLinearizable: 8 writers × 40 operations on one
 // JobState — increments through update.Updater (3 in 4) and live reads —
-// one call in 10 with a deadline of 1-20ms, through a client that stores
-// every 7th status write and loses its response, and loses every 11th
-// before it reaches the API server (at most 12 faults). The history must
-// be linearizable as a counter: every increment that returned nil added
-// exactly 1 and wrote the value it reports, a refused one added nothing,
-// one of unknown outcome added 1 or nothing (which one, a final read of
-// the ids the actions recorded tells), and every increment that returned
-// nil is recorded exactly once. Through one shared Updater
+// one call in 10 with a deadline of 1-20ms, through a client that loses
+// the response of every 7th status write the API server stored, and every
+// 11th write before it reaches the API server (at most 12 faults). The
+// history must be linearizable as a counter: every increment that
+// returned nil added exactly 1 and wrote the value it reports, a refused
+// one added nothing, one of unknown outcome added 1 or nothing (which, a
+// final read of the ids the actions recorded tells); and every increment
+// that returned nil is recorded exactly once. Through one shared Updater
 // (group commit) and with one Updater per writer (real 409s).
 func TestUpdaterCounterIsLinearizable(t *testing.T) {
 	const writers, perWriter = 8, 40

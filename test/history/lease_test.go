@@ -50,7 +50,7 @@ func newLeaseClient(t *testing.T, c client.WithWatch, opts lease.Options) *lease
 // (or, one time in 3, TryAcquire), a hold of 0-5ms (one in 6: 400ms,
 // across a renewal), Release — one in 10 with a 1-20ms deadline. Two
 // holders give up acquiring after 150ms, two after 500ms, two after 10s.
-// The client stores every 7th Lease write and loses its response (at
+// The client loses the response of every 7th Lease write stored (at
 // most 4): an acquisition whose response is lost leaves the Lease to a
 // holder that does not know it holds it, until the TTL passes. A lock
 // lost before its release (Lost closed) is recorded as released at an

@@ -54,35 +54,22 @@ func init() { ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard))) }
 const checkTimeout = 15 * time.Second
 
 // faults makes some writes through a client time out, as a flaky network
-// would: counting writes from 1, every loseEvery-th is stored and its
-// response lost, and every dropEvery-th (unless also lost) is lost before
-// it reaches the API server — up to max faults in all. The caller sees
-// apierrors.IsTimeout either way, and cannot tell which happened.
+// would: every loseEvery-th write the API server stores has its response
+// lost, and every dropEvery-th write sent is lost before it reaches the
+// API server — up to max faults in all. The caller sees apierrors.IsTimeout
+// either way, and cannot tell which happened.
 type faults struct {
 	loseEvery, dropEvery, max int64
 
-	writes, faulted atomic.Int64
+	sent, stored, faulted atomic.Int64
 	// lost and dropped count what happened.
 	lost, dropped atomic.Int64
 }
 
-type fault int
-
-const (
-	noFault fault = iota
-	loseResponse
-	dropRequest
-)
-
-func (f *faults) next() fault {
-	n := f.writes.Add(1)
-	switch {
-	case f.loseEvery > 0 && n%f.loseEvery == 0 && f.faulted.Add(1) <= f.max:
-		return loseResponse
-	case f.dropEvery > 0 && n%f.dropEvery == 0 && f.faulted.Add(1) <= f.max:
-		return dropRequest
-	}
-	return noFault
+// fault reports whether the n-th write is due a fault of one every
+// every, if any are left.
+func (f *faults) fault(n, every int64) bool {
+	return every > 0 && n%every == 0 && f.faulted.Add(1) <= f.max
 }
 
 // client wraps c so that its creates and updates (of objects and of their
@@ -102,25 +89,25 @@ func (f *faults) client(c client.WithWatch) client.WithWatch {
 }
 
 func (f *faults) write(obj client.Object, write func() error) error {
-	switch f.next() {
-	case dropRequest:
+	if f.fault(f.sent.Add(1), f.dropEvery) {
 		f.dropped.Add(1)
 		return apierrors.NewTimeoutError("test fault: the request was lost on its way", 1)
-	case loseResponse:
-		sent := obj.DeepCopyObject()
-		if err := write(); err != nil {
-			return err
-		}
-		f.lost.Add(1)
-		// The caller never saw the response: obj stays as it was sent.
-		reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(sent).Elem())
-		return apierrors.NewTimeoutError("test fault: stored, but the response was lost", 1)
 	}
-	return write()
+	sent := obj.DeepCopyObject()
+	if err := write(); err != nil {
+		return err
+	}
+	if !f.fault(f.stored.Add(1), f.loseEvery) {
+		return nil
+	}
+	f.lost.Add(1)
+	// The caller never saw the response: obj stays as it was sent.
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(sent).Elem())
+	return apierrors.NewTimeoutError("test fault: stored, but the response was lost", 1)
 }
 
 func (f *faults) String() string {
-	return fmt.Sprintf("%d writes, %d stored with the response lost, %d lost before the API server", f.writes.Load(), f.lost.Load(), f.dropped.Load())
+	return fmt.Sprintf("%d writes, %d stored; %d stored with the response lost, %d lost before the API server", f.sent.Load(), f.stored.Load(), f.lost.Load(), f.dropped.Load())
 }
 
 // deadline returns a context for one call: one time in shortEvery, a

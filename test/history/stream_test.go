@@ -154,8 +154,8 @@ func streamKeys(ns string, n int) []client.ObjectKey {
 // 2 events, with the expected version the writer last saw or none; Reads
 // from a random position; Versions; and appends of events a writer stored
 // before (a retry, which must be a Duplicate at the original positions).
-// One call in 8 has a 1-20ms deadline; the client stores every 6th write
-// and loses its response, and loses every 10th before the API server (at
+// One call in 8 has a 1-20ms deadline; the client loses the response of
+// every 6th write stored, and every 10th write before the API server (at
 // most 12 faults); an append whose outcome is unknown is retried with the
 // same ids. Stream s0 starts with 60 events appended (recorded) by the
 // sealer, which sealed the older ones into a segment, so Reads cross
@@ -365,7 +365,7 @@ func (a *freshIDsOnRetry) Append(ctx context.Context, key client.ObjectKey, even
 
 // TestStreamRetriedIDs: 3 writers × 9 appends to one stream (half of them
 // expecting the version the writer last saw), through a client that loses
-// the response of every 5th write after storing it (at most 4); the test
+// the response of every 5th write stored (at most 4); the test
 // also drops the response of every 3rd append that succeeded, so some
 // appends certainly stored have an unknown outcome. Each is retried with
 // the same ids until its outcome is known. Through stream.Client the
