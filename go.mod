@@ -3,6 +3,7 @@ module github.com/jobstate-dev/jobstate
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	k8s.io/client-go v0.37.0
