@@ -77,6 +77,13 @@ test: fmt vet verify-gen envtest-assets ## Unit and envtest tests against a loca
 bench: envtest-assets ## Throughput table against one local API server (see test/bench).
 	go run ./test/bench $(BENCHFLAGS)
 
+# How long `make soak` runs its load (a Go duration).
+DURATION ?= 2m
+
+.PHONY: soak
+soak: envtest-assets ## Mixed load against a local control plane and the manager for DURATION (default 2m); fails on a lost or duplicated write (see test/soak).
+	go run ./test/soak -duration=$(DURATION) $(SOAKFLAGS)
+
 .PHONY: run
 run: envtest-assets ## Run the manager (and a local control plane, sample jobs and a demo worker if no cluster is configured).
 	go run ./hack/devenv $(RUNFLAGS)
