@@ -18,10 +18,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
@@ -101,9 +103,33 @@ func (l *counterLoad) incrementer(key client.ObjectKey, field string) (func(ctx 
 			return err
 		}, nil
 	}
+	if l.s.o.broken && l.short {
+		return l.brokenIncrementer(key, field), nil
+	}
 	// The writer's own copy, carried from one Update to the next.
 	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	return func(ctx context.Context) error { return l.updater.Update(ctx, js, increment(field)) }, nil
+}
+
+// brokenIncrementer increments the way a careless client would, to show
+// that the ledger catches lost writes (-broken): read, increment, and
+// replace status.data with a JSON patch that has no resourceVersion
+// precondition, so a concurrent writer's increment is overwritten.
+func (l *counterLoad) brokenIncrementer(key client.ObjectKey, field string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		js := &jobstatev1alpha1.JobState{}
+		if err := l.s.c.Get(ctx, key, js); err != nil {
+			return err
+		}
+		if err := increment(field)(js); err != nil {
+			return err
+		}
+		patch, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status/data", "value": js.Status.Data}})
+		if err != nil {
+			return err
+		}
+		return l.s.c.Status().Patch(ctx, js, client.RawPatch(types.JSONPatchType, patch))
+	}
 }
 
 // increment is the updateAction status.data[field] += 1.

@@ -74,6 +74,14 @@ func (c check) passed() bool {
 	return !(c.mustBeZero && c.value != 0) && !(c.maxRatio > 0 && c.ratio > c.maxRatio)
 }
 
+// render is the check's value: a count, or a ratio.
+func (c check) render() string {
+	if c.ratio != 0 || c.maxRatio != 0 {
+		return fmt.Sprintf("%.2f", c.ratio)
+	}
+	return fmt.Sprint(c.value)
+}
+
 func allPassed(checks []check) bool {
 	for _, c := range checks {
 		if !c.passed() {

@@ -66,7 +66,9 @@ limitations under the License.
 //
 // Run it with `make soak DURATION=10m` or `go run ./test/soak -duration=10m
 // [-report 1m] [-max-rss-growth 1.5] [-think 10ms] [-short-every 20]
-// [-keep]`. Every process it starts is stopped when it ends, also on
+// [-keep] [-broken]`; -broken makes the inc writers increment without the
+// resourceVersion precondition, as a careless client would, and the run
+// must then fail with lost increments. Every process it starts is stopped when it ends, also on
 // error and on SIGINT; the manager's log is kept (its path printed) when
 // the run fails or with -keep.
 package main
@@ -97,6 +99,9 @@ type options struct {
 	shortEvery int
 	// keep keeps the temporary directory (manager log) even on success.
 	keep bool
+	// broken makes the inc writers skip the resourceVersion precondition,
+	// to show that the ledger catches lost writes.
+	broken bool
 }
 
 func main() {
@@ -107,6 +112,7 @@ func main() {
 	flag.DurationVar(&o.think, "think", 10*time.Millisecond, "upper bound of the random pause between two calls of one goroutine")
 	flag.IntVar(&o.shortEvery, "short-every", 20, "one call in N of inc, append and acquire gets a 1-10ms deadline (0: none)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the manager's log")
+	flag.BoolVar(&o.broken, "broken", false, "make the inc writers read-modify-write without the resourceVersion precondition: the run must then fail with lost increments")
 	flag.Parse()
 	if o.duration <= 0 || o.report <= 0 || o.maxRSSGrowth < 1 || o.think < 0 || o.shortEvery < 0 {
 		fmt.Fprintln(os.Stderr, "soak: -duration and -report must be positive, -max-rss-growth at least 1, -think and -short-every not negative")

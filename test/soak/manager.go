@@ -19,6 +19,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -149,11 +150,7 @@ func (m *manager) errorLines() (int64, string) {
 			continue
 		}
 		n++
-		msg := line
-		if _, e, ok := strings.Cut(line, `"error": "`); ok {
-			msg, _, _ = strings.Cut(e, `"`)
-		}
-		counts[truncate(msg, 160)]++
+		counts[truncate(errorMessage(line), 200)]++
 	}
 	msgs := slices.SortedFunc(maps.Keys(counts), func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
 	var parts []string
@@ -161,6 +158,16 @@ func (m *manager) errorLines() (int64, string) {
 		parts = append(parts, fmt.Sprintf("%d× %s", counts[msg], strings.ReplaceAll(msg, "\t", " ")))
 	}
 	return n, strings.Join(parts, "; ")
+}
+
+// errorMessage is the "error" field of a zap console line, or the line.
+func errorMessage(line string) string {
+	_, rest, ok := strings.Cut(line, `"error": `)
+	var msg string
+	if !ok || json.NewDecoder(strings.NewReader(rest)).Decode(&msg) != nil {
+		return line
+	}
+	return msg
 }
 
 // truncate shortens s to n bytes, marking the cut.

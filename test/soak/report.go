@@ -106,24 +106,26 @@ func printMemory(m *memory) {
 	_ = tw.Flush()
 }
 
+// printChecks prints the checks that decide the run, then the figures
+// reported alongside.
 func printChecks(checks []check) {
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "check\tvalue\t")
+	fmt.Println("checks:")
 	for _, c := range checks {
-		mark := ""
-		switch {
-		case !c.passed():
+		if !c.mustBeZero && c.maxRatio == 0 {
+			continue
+		}
+		mark := "✓"
+		if !c.passed() {
 			mark = "✗"
-		case c.mustBeZero || c.maxRatio > 0:
-			mark = "✓"
 		}
-		value := fmt.Sprint(c.value)
-		if c.ratio != 0 || c.maxRatio != 0 {
-			value = fmt.Sprintf("%.2f", c.ratio)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.name, value, mark)
+		fmt.Printf("  %s %s: %s\n", mark, c.name, c.render())
 	}
-	_ = tw.Flush()
+	fmt.Println("reported:")
+	for _, c := range checks {
+		if !c.mustBeZero && c.maxRatio == 0 {
+			fmt.Printf("  %s: %s\n", c.name, c.render())
+		}
+	}
 }
 
 // objectCounts reports what is left in the run's namespace: bounded

@@ -26,10 +26,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -76,8 +78,11 @@ type workload interface {
 // load, verifies and reports. It returns whether every check passed.
 func run(ctx context.Context, o options) (passed bool, err error) {
 	// envtest logs through controller-runtime's logger; without one set it
-	// complains on stderr after 30s.
+	// complains on stderr after 30s. client-go logs through klog, among
+	// others every response a short deadline cut off: the report counts
+	// those.
 	ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	klog.SetLogger(logr.Discard())
 	dir, err := os.MkdirTemp("", "jobstate-soak-")
 	if err != nil {
 		return false, err
@@ -192,6 +197,7 @@ func (s *soak) soak(mgr *manager, mem *memory) (bool, error) {
 	checks = append(checks, ledgerChecks(rows)...)
 	checks = append(checks, mem.checks(s.o.maxRSSGrowth)...)
 	checks = append(checks, mgr.checks()...)
+	checks = append(checks, s.stats.foreignDeadlines())
 	checks = append(checks, s.objectCounts()...)
 	s.printTotals(elapsed, rows, checks, mem)
 	return allPassed(checks), nil
@@ -211,10 +217,18 @@ func (s *soak) runLoad(loads []workload, mgr *manager, mem *memory) time.Duratio
 	}
 	tick := time.NewTicker(s.o.report)
 	defer tick.Stop()
+	// The memory baseline: at the first report, or halfway through a run
+	// shorter than two reports.
+	baseline := time.NewTimer(min(s.o.report, s.o.duration/2))
+	defer baseline.Stop()
 	last := begin
 	for load.Err() == nil {
 		select {
 		case <-load.Done():
+		case <-baseline.C:
+			if mem.samples == 0 {
+				mem.sample()
+			}
 		case <-mgr.exited:
 			fmt.Printf("the manager exited: %v\n", mgr.err)
 			stop()

@@ -131,6 +131,19 @@ func (s *stats) interval() (calls, errs, p99 string) {
 	return strings.Join(c, " "), strings.Join(e, " "), strings.Join(p, " ")
 }
 
+// foreignDeadlines reports the calls that failed with a context error
+// although their own context had not ended: another caller's deadline in
+// the same group commit failed them too.
+func (s *stats) foreignDeadlines() check {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, k := range s.kinds {
+		n += k.errs["foreign-deadline"]
+	}
+	return check{name: "calls failed by another caller's deadline (foreign-deadline: a group commit's leader's context ended its batch)", value: n}
+}
+
 // histogram counts durations in buckets growing by 5% from 10µs: bounded
 // memory for any number of samples, quantiles within 5%.
 type histogram struct {

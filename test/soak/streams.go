@@ -72,7 +72,8 @@ type streamLoad struct {
 	row     ledgerRow
 	checked int64
 	// orphans counts the segments swept after their stream was deleted.
-	orphans atomic.Int64
+	orphans  atomic.Int64
+	removing sync.Mutex
 }
 
 func (l *streamLoad) setup(context.Context) error {
@@ -190,6 +191,10 @@ func (l *streamLoad) try(key client.ObjectKey, kind string, timeout time.Duratio
 // raced a deletion leaves one behind now and then, which a cluster's
 // garbage collector would delete.
 func (l *streamLoad) remove(key client.ObjectKey) {
+	// One slot at a time: a sweep must not count what another slot's
+	// remove is deleting.
+	l.removing.Lock()
+	defer l.removing.Unlock()
 	_, _ = l.s.call(l.s.ctx, "cleanup", callTimeout, func(ctx context.Context) error {
 		es := &jobstatev1alpha1.EventStream{}
 		if err := l.s.env.Client.Get(ctx, key, es); err != nil {
@@ -231,10 +236,12 @@ func (l *streamLoad) sweep(ctx context.Context) error {
 		if live[seg.Labels[stream.LabelStreamUID]] || !seg.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if err := c.Delete(ctx, seg); client.IgnoreNotFound(err) != nil {
+		switch err := c.Delete(ctx, seg); {
+		case err == nil:
+			l.orphans.Add(1)
+		case !apierrors.IsNotFound(err):
 			return err
 		}
-		l.orphans.Add(1)
 	}
 	return nil
 }
