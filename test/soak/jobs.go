@@ -25,6 +25,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -153,13 +154,14 @@ func (l *jobLoad) claim(jobs *jobstate.Client, key client.ObjectKey) (jobstate.A
 
 // reclaim abandons attempt a: the manager must declare it lost after the
 // heartbeat timeout ("lost": from the claim to the job back in Pending);
-// once the retry backoff has passed the next attempt is claimed, and a
-// heartbeat of a must then be fenced — one that is stored is phantom.
+// then the timeout is raised, the next attempt claimed once the retry
+// backoff has passed, and a heartbeat of a must then be fenced — one that
+// is stored is phantom.
 func (l *jobLoad) reclaim(jobs *jobstate.Client, a jobstate.Attempt) (jobstate.Attempt, bool) {
 	js, ok := l.await(a.Key, "lost", time.Now(), func(js *jobstatev1alpha1.JobState) bool {
 		return js.Status.Phase == jobstatev1alpha1.PhasePending && js.Status.Attempt == a.Attempt
 	})
-	if !ok {
+	if !ok || !l.retime(a.Key) {
 		return jobstate.Attempt{}, false
 	}
 	if r := js.Status.RetryAfter; r != nil {
@@ -181,6 +183,18 @@ func (l *jobLoad) reclaim(jobs *jobstate.Client, a jobstate.Attempt) (jobstate.A
 		})
 	}
 	return next, true
+}
+
+// retime gives the job the heartbeat timeout of the others, now that its
+// abandoned attempt was declared lost: the next attempt must not be lost
+// to a slow heartbeat.
+func (l *jobLoad) retime(key client.ObjectKey) bool {
+	patch := []byte(fmt.Sprintf(`{"spec":{"heartbeatTimeoutSeconds":%d}}`, jobTimeout))
+	o, _ := l.s.call(l.s.ctx, "retime", callTimeout, func(ctx context.Context) error {
+		js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		return l.s.c.Patch(ctx, js, client.RawPatch(types.MergePatchType, patch))
+	})
+	return o == stored
 }
 
 // finish heartbeats attempt a jobBeats times, succeeds it and checks what
@@ -270,6 +284,12 @@ func (l *jobLoad) await(key client.ObjectKey, kind string, from time.Time, done 
 	}
 	l.s.stats.record(kind, time.Since(from), o, errKind, err)
 	return js, err == nil
+}
+
+func (l *jobLoad) progress() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.row.summary("jobs", l.row.acked)
 }
 
 // verify waits for the manager to delete every finished job (their TTL,

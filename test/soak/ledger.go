@@ -60,6 +60,11 @@ func (r *ledgerRow) notef(format string, args ...any) {
 	}
 }
 
+// summary is the row's verdict so far, for the progress line.
+func (r *ledgerRow) summary(what string, n int64) string {
+	return fmt.Sprintf("%d %s (lost %d, duplicated %d, phantom %d)", n, what, r.lost, r.duplicated, r.phantom)
+}
+
 // check is one line of the verdict.
 type check struct {
 	name  string

@@ -56,8 +56,9 @@ limitations under the License.
 // exclusion is checked too: two holders of one lock at once is an overlap.
 //
 // Every -report interval it prints one line: calls by kind so far, errors
-// by kind so far, p99 latency by kind over the interval, and the resident
-// memory (VmRSS) of the manager, kube-apiserver, etcd and the soak itself.
+// by kind so far, p99 latency by kind over the interval, the streams and
+// jobs checked so far (lost, duplicated, phantom), and the resident memory
+// (VmRSS) of the manager, kube-apiserver, etcd and the soak itself.
 // At the end it prints the totals, the ledger and the memory growth, and
 // exits non-zero if anything was lost, duplicated or phantom, two holders
 // overlapped, a finished JobState was not deleted by the manager, the

@@ -35,7 +35,14 @@ import (
 // printInterval prints the progress line.
 func (s *soak) printInterval(elapsed time.Duration, rss string) {
 	calls, errs, p99 := s.stats.interval()
-	fmt.Printf("[%s] calls %s | errors %s | p99 %s | RSS %s\n", elapsed.Round(time.Second), calls, errs, p99, rss)
+	var checked []string
+	for _, l := range s.loads {
+		if p, ok := l.(progresser); ok {
+			checked = append(checked, p.progress())
+		}
+	}
+	fmt.Printf("[%s] calls %s | errors %s | p99 %s | checked so far: %s | RSS %s\n",
+		elapsed.Round(time.Second), calls, errs, p99, strings.Join(checked, ", "), rss)
 }
 
 // printTotals prints the calls, the ledger, memory and the checks; rows

@@ -60,6 +60,8 @@ type soak struct {
 	c     client.WithWatch
 	ns    string
 	stats *stats
+	// loads are the workloads of the run.
+	loads []workload
 }
 
 // workload is one kind of load with its ledger.
@@ -72,6 +74,12 @@ type workload interface {
 	// verify compares what is stored with the ledger, once the goroutines
 	// have returned.
 	verify(ctx context.Context) ([]ledgerRow, []check)
+}
+
+// progresser is a workload that checks its ledger during the run, too.
+type progresser interface {
+	// progress is the ledger checked so far, for the progress line.
+	progress() string
 }
 
 // run sets up the control plane, the manager and the workloads, runs the
@@ -171,26 +179,26 @@ func (s *soak) awaitManager(mgr *manager) error {
 // soak sets the workloads up, runs them for o.duration with a progress
 // line every o.report, then verifies and prints the totals.
 func (s *soak) soak(mgr *manager, mem *memory) (bool, error) {
-	loads := []workload{
+	s.loads = []workload{
 		&counterLoad{s: s, kind: "inc", objects: incObjects, writers: incWriters, short: true},
 		&counterLoad{s: s, kind: "locked", objects: 1, writers: lockedWriters, lockPolicy: jobstatev1alpha1.LockPolicyLease},
 		&jobLoad{s: s},
 		&streamLoad{s: s},
 		&leaseLoad{s: s},
 	}
-	for _, l := range loads {
+	for _, l := range s.loads {
 		if err := l.setup(s.ctx); err != nil {
 			return false, err
 		}
 	}
-	elapsed := s.runLoad(loads, mgr, mem)
+	elapsed := s.runLoad(mgr, mem)
 	if err := s.ctx.Err(); err != nil {
 		s.printTotals(elapsed, nil, nil, mem)
 		return false, fmt.Errorf("interrupted: %w", err)
 	}
 	var rows []ledgerRow
 	var checks []check
-	for _, l := range loads {
+	for _, l := range s.loads {
 		r, c := l.verify(s.ctx)
 		rows, checks = append(rows, r...), append(checks, c...)
 	}
@@ -206,13 +214,13 @@ func (s *soak) soak(mgr *manager, mem *memory) (bool, error) {
 // runLoad runs the workloads until o.duration has passed (or SIGINT, or
 // the manager exits), printing a progress line every o.report, and waits
 // for their last calls. It returns how long the load ran.
-func (s *soak) runLoad(loads []workload, mgr *manager, mem *memory) time.Duration {
+func (s *soak) runLoad(mgr *manager, mem *memory) time.Duration {
 	load, stop := context.WithTimeout(s.ctx, s.o.duration)
 	defer stop()
 	s.load = load
 	begin := time.Now()
 	var wg sync.WaitGroup
-	for _, l := range loads {
+	for _, l := range s.loads {
 		l.start(&wg)
 	}
 	tick := time.NewTicker(s.o.report)

@@ -43,7 +43,7 @@ const (
 // kindOrder is the order in which kinds are printed; kinds not listed
 // follow, sorted.
 var kindOrder = []string{
-	"inc", "locked", "create", "init", "claim", "beat", "succeed", "lost", "stale-beat", "cancel",
+	"inc", "locked", "create", "init", "claim", "beat", "succeed", "lost", "retime", "stale-beat", "cancel",
 	"append", "append-retry", "acquire", "handoff", "fenced", "release", "cleanup",
 }
 

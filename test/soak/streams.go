@@ -246,6 +246,12 @@ func (l *streamLoad) sweep(ctx context.Context) error {
 	return nil
 }
 
+func (l *streamLoad) progress() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.row.summary("streams", l.checked)
+}
+
 func (l *streamLoad) verify(context.Context) ([]ledgerRow, []check) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
