@@ -52,10 +52,13 @@ var refusals = []struct {
 // deadline on purpose.
 //
 // Unknown, per pkg/update's contract: update.ErrOutcomeUnknown, a context
-// error (the call's own deadline, or — "foreign-deadline" — one that is not
-// the call's own: another caller's in the same group commit), a server
-// timeout, a transport error. Everything else is a refusal: nothing may
-// have been stored, so a stored refusal shows up as phantom or duplicated.
+// error, a server timeout, a transport error. A context error is named by
+// whose context ended: the call's own ("short-deadline" when chosen short,
+// else "deadline"), another caller's deadline in the same group commit
+// ("foreign-deadline"), or a context the library derived and cancelled
+// ("inner-cancel": under spec.lockPolicy Lease, the lock was lost
+// mid-write). Everything else is a refusal: nothing may have been stored,
+// so a stored refusal shows up as phantom or duplicated.
 func classify(ctx context.Context, short bool, err error) (outcome, string) {
 	if err == nil {
 		return stored, ""
@@ -76,7 +79,7 @@ func classify(ctx context.Context, short bool, err error) (outcome, string) {
 	case errors.Is(err, update.ErrOutcomeUnknown):
 		return unknown, "outcome-unknown"
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		return unknown, contextErrKind(ctx, short)
+		return unknown, contextErrKind(ctx, short, err)
 	case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err):
 		return unknown, "server-timeout"
 	case isTransport(err):
@@ -92,8 +95,10 @@ func classify(ctx context.Context, short bool, err error) (outcome, string) {
 }
 
 // contextErrKind names a context error by whose context ended.
-func contextErrKind(ctx context.Context, short bool) string {
+func contextErrKind(ctx context.Context, short bool, err error) string {
 	switch {
+	case ctx.Err() == nil && errors.Is(err, context.Canceled):
+		return "inner-cancel"
 	case ctx.Err() == nil:
 		return "foreign-deadline"
 	case errors.Is(ctx.Err(), context.Canceled):
