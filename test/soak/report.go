@@ -32,8 +32,8 @@ import (
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
 
-// printInterval prints the progress line.
-func (s *soak) printInterval(elapsed time.Duration, rss string) {
+// printInterval prints the progress line; label is when, e.g. "1m0s".
+func (s *soak) printInterval(label string, rss string) {
 	calls, errs, p99 := s.stats.interval()
 	var checked []string
 	for _, l := range s.loads {
@@ -41,8 +41,8 @@ func (s *soak) printInterval(elapsed time.Duration, rss string) {
 			checked = append(checked, p.progress())
 		}
 	}
-	fmt.Printf("[%s] calls %s | errors %s | p99 %s | checked so far: %s | RSS %s\n",
-		elapsed.Round(time.Second), calls, errs, p99, strings.Join(checked, ", "), rss)
+	fmt.Printf("[%s] calls so far: %s | errors so far: %s | p99 this interval: %s | checked so far: %s | RSS: %s\n",
+		label, calls, errs, p99, strings.Join(checked, ", "), rss)
 }
 
 // printTotals prints the calls, the ledger, memory and the checks; rows

@@ -242,7 +242,7 @@ func (s *soak) runLoad(mgr *manager, mem *memory) time.Duration {
 			stop()
 		case now := <-tick.C:
 			last = now
-			s.printInterval(now.Sub(begin), mem.sample())
+			s.printInterval(now.Sub(begin).Round(time.Second).String(), mem.sample())
 		}
 	}
 	elapsed := time.Since(begin)
@@ -250,7 +250,8 @@ func (s *soak) runLoad(mgr *manager, mem *memory) time.Duration {
 	if time.Since(last) > time.Second {
 		// The last interval, shorter than o.report, and the calls that
 		// were still running when the load ended.
-		s.printInterval(time.Since(begin), mem.sample())
+		label := fmt.Sprintf("end %s, load ended at %s", time.Since(begin).Round(time.Second), elapsed.Round(time.Second))
+		s.printInterval(label, mem.sample())
 	}
 	return elapsed
 }
