@@ -22,6 +22,10 @@ KUBECTL ?= $(KUBEBUILDER_ASSETS)/kubectl
 # Test flags: -race on by default; TESTFLAGS=... to add more.
 TESTFLAGS ?= -race -count=1 -timeout=20m
 
+# How long `make soak` runs its load (a Go duration); SOAKFLAGS=... to add
+# flags (go run ./test/soak -h).
+DURATION ?= 2m
+
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
 
@@ -76,6 +80,10 @@ test: fmt vet verify-gen envtest-assets ## Unit and envtest tests against a loca
 .PHONY: bench
 bench: envtest-assets ## Throughput table against one local API server (see test/bench).
 	go run ./test/bench $(BENCHFLAGS)
+
+.PHONY: soak
+soak: envtest-assets ## Mixed load against a local control plane and the manager for DURATION (default 2m); fails on a lost or duplicated write (see test/soak).
+	go run ./test/soak -duration=$(DURATION) $(SOAKFLAGS)
 
 .PHONY: run
 run: envtest-assets ## Run the manager (and a local control plane, sample jobs and a demo worker if no cluster is configured).
