@@ -90,3 +90,62 @@ func TestEditsOfABusyStreamGetThrough(t *testing.T) {
 	}
 	t.Logf("%d appends during %d edits", len(returned), len(edits))
 }
+
+// TestSealRacingAppendsSucceeds: while 4 workers append without pause, the
+// sealer's Seal never fails because an append landed between its read and
+// its seal's check of the stored head (it tries again from a live read),
+// and the stream stays whole.
+func TestSealRacingAppendsSucceeds(t *testing.T) {
+	ns := env.Namespace(t)
+	key := streamKey(ns, "raced")
+	worker, err := stream.New(env.ClientAs(t, ns, "worker", "worker_role.yaml"), stream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := newClient(t)
+	appendN(t, worker, key, 1)
+	ctx, stop := context.WithTimeout(t.Context(), 3*time.Second)
+	defer stop()
+	var wg sync.WaitGroup
+	var appended sync.Map
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; i < 2000 && ctx.Err() == nil; i++ {
+				id := uuid.NewString()
+				if _, err := worker.Append(ctx, key, []stream.EventData{{ID: id, Type: "Raced"}}, stream.AppendOptions{}); err != nil {
+					if ctx.Err() == nil {
+						t.Errorf("append: %v", err)
+					}
+					return
+				}
+				appended.Store(id, true)
+			}
+		})
+	}
+	seals, sealed := 0, 0
+	for ctx.Err() == nil {
+		_, wrote, err := sealer.Seal(ctx, key)
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("Seal %d: %v", seals, err)
+		}
+		seals++
+		if wrote {
+			sealed++
+		}
+	}
+	wg.Wait()
+	events := readAll(t, sealer, key)
+	// Each writer's last Append may have been cut off by the end of ctx,
+	// stored or not.
+	acked := 0
+	appended.Range(func(any, any) bool { acked++; return true })
+	if len(events) < 1+acked || len(events) > 1+acked+4 {
+		t.Fatalf("%d events stored, want %d acknowledged appends (+ up to 4 cut off)", len(events), 1+acked)
+	}
+	checkContiguous(t, events, len(events))
+	for _, e := range events {
+		appended.Delete(e.ID)
+	}
+	appended.Range(func(id, _ any) bool { t.Errorf("acknowledged append %s is not stored", id); return true })
+	t.Logf("%d appends, %d Seals (%d wrote)", acked, seals, sealed)
+}

@@ -249,7 +249,7 @@ func (c *Client) Append(ctx context.Context, key client.ObjectKey, events []Even
 	}
 	// 2.
 	op := &appendOp{c: c, key: key, events: encoded, size: size, opts: opts}
-	es, err := c.writeAppend(ctx, key, func(es *jobstatev1alpha1.EventStream) error { return op.apply(ctx, es) })
+	es, err := c.writeHead(ctx, key, c.carried(key), func(es *jobstatev1alpha1.EventStream) error { return op.apply(ctx, es) })
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -266,16 +266,17 @@ func (c *Client) Append(ctx context.Context, key client.ObjectKey, events []Even
 	return res, nil
 }
 
-// writeAppend writes the stream key with action (Append's step 2) under
-// the update library, starting from the head this Client carries for it.
-// It tries again from a live read, up to ctx's end or Options.Update.Timeout
-// (DefaultAppendTimeout if unset), while the head is full (until the sealer
-// seals it), when the copy a seal started from was stale, and when a
-// write's response was lost: the same event ids, written again, are
-// recognized if the lost write was stored (step 2a). It returns the stream
+// writeHead writes the stream key with action (Append's step 2, or
+// Seal's) under the update library, starting from es (the head this Client
+// carries, or an empty object to read live). It tries again from a live
+// read, up to ctx's end or Options.Update.Timeout (DefaultAppendTimeout if
+// unset), while the head is full (until the sealer seals it), when the
+// copy a seal started from was stale (an append landed between the read
+// and the seal's check), and when a write's response was lost: the same
+// event ids, written again, are recognized if the lost write was stored
+// (step 2a), and a seal adopts the segments it made. It returns the stream
 // as written.
-func (c *Client) writeAppend(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.EventStream]) (*jobstatev1alpha1.EventStream, error) {
-	es := c.carried(key)
+func (c *Client) writeHead(ctx context.Context, key client.ObjectKey, es *jobstatev1alpha1.EventStream, action update.Action[*jobstatev1alpha1.EventStream]) (*jobstatev1alpha1.EventStream, error) {
 	delay, giveUp := headFullRetries.DelayFunc(), c.sleeps.Now().Add(c.waitFull)
 	var err error
 	for {
@@ -288,7 +289,7 @@ func (c *Client) writeAppend(ctx context.Context, key client.ObjectKey, action u
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("appending to stream %s: %w (%w)", key, ctx.Err(), err)
+			return nil, fmt.Errorf("writing stream %s: %w (%w)", key, ctx.Err(), err)
 		case <-t.C():
 		}
 		// Start the next try from a live read, not the copy that failed.
@@ -458,18 +459,14 @@ func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alp
 		}
 		return nil
 	}
-	if err := c.updater.Update(ctx, es, action); err != nil {
-		c.heads.Remove(key)
+	es, err := c.writeHead(ctx, key, es, action)
+	if err != nil {
 		return nil, false, err
 	}
 	if es.ResourceVersion == "" {
 		return nil, false, &NotFoundError{Namespace: key.Namespace, Stream: key.Name}
 	}
-	wrote := es.ResourceVersion != before
-	if wrote {
-		c.heads.Add(key, es.DeepCopy())
-	}
-	return es, wrote, nil
+	return es, es.ResourceVersion != before, nil
 }
 
 // NeedsSeal reports whether es's head has grown past the size at which the
