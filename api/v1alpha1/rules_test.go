@@ -148,6 +148,29 @@ func jobState(eventSourced bool) func(ns, name string) client.Object {
 	}
 }
 
+// leaseJob is a Pending JobState with lockPolicy Lease.
+func leaseJob(ns, name string) client.Object {
+	js := jobState(false)(ns, name).(*jobstatev1alpha1.JobState)
+	js.Spec.LockPolicy = jobstatev1alpha1.LockPolicyLease
+	return js
+}
+
+// cancelledLeaseJob is an event-sourced JobState with lockPolicy Lease and
+// spec.cancel set.
+func cancelledLeaseJob(ns, name string) client.Object {
+	js := jobState(true)(ns, name).(*jobstatev1alpha1.JobState)
+	js.Spec.LockPolicy = jobstatev1alpha1.LockPolicyLease
+	js.Spec.Cancel = true
+	return js
+}
+
+// succeededJob is a JobState that Succeeded.
+func succeededJob(ns, name string) client.Object {
+	js := jobState(false)(ns, name).(*jobstatev1alpha1.JobState)
+	js.Status = stSucceeded
+	return js
+}
+
 // projected is an event-sourced JobState that projected events up to 5,
 // rejecting one.
 func projected(ns, name string) client.Object {
@@ -323,6 +346,12 @@ const (
 	msgSegment         = "an EventSegment is immutable: its events are committed"
 	msgProjection      = "status.projection.position may not decrease: events are applied exactly once"
 	msgStreamRef       = "spec.eventStreamRef is immutable"
+	// Rules added with these tests: without them, each of these writes
+	// was stored.
+	msgStreamRefFixed    = "spec.eventStreamRef cannot be added or removed after the JobState is created"
+	msgProjectionRemoved = "status.projection cannot be removed once set: events are applied exactly once"
+	msgSpecRemoved       = "spec cannot be removed once set: the rules on spec.cancel, spec.lockPolicy and spec.eventStreamRef hold for every write"
+	msgStatusRemoved     = "status cannot be removed once set: the rules on status.phase, status.attempt, status.lockToken and status.projection hold for every write"
 )
 
 // ruleCases are the rows of TestRulesRefuseIllegalWrites.
@@ -459,6 +488,18 @@ func ruleCases() []ruleCase {
 		{rule: job("spec.eventStreamRef.name", "required"), name: "eventStreamRef without name", create: raw("JobState", `{"spec":{"eventStreamRef":{}}}`), field: "spec.eventStreamRef.name", want: []string{"Required value"}},
 		{rule: job("spec.eventStreamRef", "rule: "+msgStreamRef), name: "point to another stream", stored: jobState(true),
 			write: mergePatch(`{"spec":{"eventStreamRef":{"name":"other"}}}`), field: "spec.eventStreamRef", want: []string{msgStreamRef}},
+		{rule: job("spec", "rule: "+msgStreamRefFixed), name: "add eventStreamRef", stored: jobState(false),
+			write: mergePatch(`{"spec":{"eventStreamRef":{"name":"events"}}}`), field: "spec.eventStreamRef", want: []string{msgStreamRefFixed}},
+		{rule: job("spec", "rule: "+msgStreamRefFixed), name: "remove eventStreamRef", stored: jobState(true),
+			write: mergePatch(`{"spec":{"eventStreamRef":null}}`), field: "spec.eventStreamRef", want: []string{msgStreamRefFixed}},
+		{rule: job("spec.lockPolicy", "rule: "+msgLockPolicy), name: "remove lockPolicy of a Lease job (it defaults to Optimistic)", stored: leaseJob,
+			write: mergePatch(`{"spec":{"lockPolicy":null}}`), field: "spec.lockPolicy", want: []string{msgLockPolicy}},
+		{rule: job(".", "rule: "+msgSpecRemoved), name: "remove the spec of a cancelled Lease job", stored: cancelledLeaseJob,
+			write: mergePatch(`{"spec":null}`), field: "spec", want: []string{msgSpecRemoved}},
+		{rule: job(".", "rule: "+msgStatusRemoved), name: "remove the status of a Succeeded job", stored: succeededJob,
+			write: statusMergePatch(`{"status":null}`), field: "status", want: []string{msgStatusRemoved}},
+		{rule: job("status", "rule: "+msgProjectionRemoved), name: "remove status.projection", stored: projected,
+			write: statusMergePatch(`{"status":{"projection":null}}`), field: "status.projection", want: []string{msgProjectionRemoved}},
 		{rule: job("status.lockToken", "maximum"), name: "lockToken 2^31-1", stored: jobState(false), write: statusMergePatch(`{"status":{"lockToken":2147483647}}`), field: "status.lockToken", want: []string{"less than or equal to 2147483646"}},
 		{rule: job("status.lockToken", "minimum"), name: "lockToken -1", stored: jobState(false), write: statusMergePatch(`{"status":{"lockToken":-1}}`), field: "status.lockToken", want: []string{"greater than or equal to 0"}},
 		{rule: job("status.message", "maxLength"), name: "message 4097 chars", stored: jobState(false), write: statusMergePatch(`{"status":{"message":"` + strings.Repeat("é", 4097) + `"}}`), field: "status.message", want: []string{"Too long", "4096"}},
