@@ -277,7 +277,7 @@ type EventStreamStatus struct {
 // +kubebuilder:printcolumn:name="Events",type=integer,JSONPath=`.status.events`
 // +kubebuilder:printcolumn:name="Segments",type=integer,JSONPath=`.status.segments`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 240",message="an EventStream name has at most 240 characters (its segments append a 13-character suffix)"
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 240",message="metadata.name of an EventStream has at most 240 characters (its segments append a 13-character suffix)"
 type EventStream struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

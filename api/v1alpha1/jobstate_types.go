@@ -89,6 +89,7 @@ const (
 
 // JobStateSpec is what the owner of a job asks for.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",message="spec.cancel cannot be reverted once set"
+// +kubebuilder:validation:XValidation:rule="has(self.eventStreamRef) == has(oldSelf.eventStreamRef)",fieldPath=".eventStreamRef",message="spec.eventStreamRef cannot be added or removed after the JobState is created"
 type JobStateSpec struct {
 	// lockPolicy says how writers are coordinated: Optimistic (resourceVersion
 	// preconditions) or Lease (a coordination.k8s.io Lease held around each
@@ -204,6 +205,7 @@ type ProjectionStatus struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Running' || (has(self.holder) && size(self.holder) > 0 && has(self.attempt) && self.attempt >= 1)",message="status.holder and status.attempt >= 1 are required while status.phase is Running"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.attempt) || (has(self.attempt) && self.attempt >= oldSelf.attempt)",message="status.attempt may not decrease"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.lockToken) || has(self.lockToken)",message="status.lockToken cannot be removed once set"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.projection) || has(self.projection)",fieldPath=".projection",message="status.projection cannot be removed once set: events are applied exactly once"
 type JobStateStatus struct {
 	// phase is where the job is in its lifecycle. Succeeded, Failed and
 	// Cancelled are terminal.
@@ -288,7 +290,12 @@ type JobStateStatus struct {
 	Projection *ProjectionStatus `json:"projection,omitempty"`
 }
 
-// JobState is the state of one job, shared by every writer of it.
+// JobState is the state of one job, shared by every writer of it. Its spec
+// and status cannot be removed (`kubectl patch --type=merge -p
+// '{"status":null}'`): the rules on them compare old and new values, which
+// the API server checks only while both exist.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.spec) || has(self.spec)",fieldPath=".spec",message="spec cannot be removed once set: the rules on spec.cancel, spec.lockPolicy and spec.eventStreamRef hold for every write"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || has(self.status)",fieldPath=".status",message="status cannot be removed once set: the rules on status.phase, status.attempt, status.lockToken and status.projection hold for every write"
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=js,categories=jobstate

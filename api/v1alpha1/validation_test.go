@@ -207,7 +207,11 @@ func assertUnchanged(t *testing.T, before *jobstatev1alpha1.JobState) {
 	}
 }
 
+// statusRule is the key of a CEL rule on a JobState's status.
+func statusRule(message string) string { return "jobstates status rule: " + message }
+
 type invalidWriteCase struct {
+	rule  string // the rule's key (crdrules_test.go)
 	name  string
 	spec  jobstatev1alpha1.JobStateSpec     // at create
 	setup []jobstatev1alpha1.JobStateStatus // legal status writes, in order
@@ -227,6 +231,7 @@ func invalidWriteCases() []invalidWriteCase {
 				continue
 			}
 			cases = append(cases, invalidWriteCase{
+				rule:  statusRule(msgPhaseTerminal),
 				name:  fmt.Sprintf("terminal %s to %s", from, to),
 				setup: terminalSetup[from],
 				write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Phase = to }),
@@ -235,6 +240,7 @@ func invalidWriteCases() []invalidWriteCase {
 			})
 		}
 		cases = append(cases, invalidWriteCase{
+			rule:  statusRule(msgPhaseRemoved),
 			name:  fmt.Sprintf("terminal %s phase removed", from),
 			setup: terminalSetup[from],
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Phase = "" }),
@@ -245,6 +251,7 @@ func invalidWriteCases() []invalidWriteCase {
 
 	cases = append(cases,
 		invalidWriteCase{
+			rule:  statusRule(msgPhaseRemoved),
 			name:  "Pending phase removed",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Phase = "" }),
@@ -252,6 +259,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgPhaseRemoved},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgPhaseRemoved),
 			name:  "Running phase removed",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Phase = "" }),
@@ -259,6 +267,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgPhaseRemoved},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgAttemptDecrease),
 			name:  "attempt decreases 2 to 1",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1, stPending1, stRunning2},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Attempt = 1 }),
@@ -266,6 +275,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgAttemptDecrease},
 		},
 		invalidWriteCase{
+			rule: "jobstates status.lockToken rule: " + msgLockToken,
 			name: "lockToken decreases 5 to 3",
 			spec: jobstatev1alpha1.JobStateSpec{LockPolicy: jobstatev1alpha1.LockPolicyLease},
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, func() jobstatev1alpha1.JobStateStatus {
@@ -278,6 +288,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgLockToken},
 		},
 		invalidWriteCase{
+			rule: statusRule(msgLockTokenGone),
 			name: "lockToken removed",
 			setup: []jobstatev1alpha1.JobStateStatus{func() jobstatev1alpha1.JobStateStatus {
 				s := stPending
@@ -289,6 +300,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgLockTokenGone},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgAttemptDecrease),
 			name:  "attempt removed",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1, stPending1},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Attempt = 0 }), // omitempty: the field is dropped
@@ -296,6 +308,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgAttemptDecrease},
 		},
 		invalidWriteCase{
+			rule:  "jobstates status.attempt minimum",
 			name:  "attempt -1",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Attempt = -1 }),
@@ -303,6 +316,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{"status.attempt", "greater than or equal to 0"},
 		},
 		invalidWriteCase{
+			rule:  "jobstates status.progress maximum",
 			name:  "progress 101",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Progress = 101 }),
@@ -310,6 +324,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{"status.progress", "less than or equal to 100"},
 		},
 		invalidWriteCase{
+			rule:  "jobstates status.progress minimum",
 			name:  "progress -1",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Progress = -1 }),
@@ -317,6 +332,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{"status.progress", "greater than or equal to 0"},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgRunningRequires),
 			name:  "Running without holder",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: setStatus(jobstatev1alpha1.JobStateStatus{Phase: jobstatev1alpha1.PhaseRunning, Attempt: 1}),
@@ -324,6 +340,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgRunningRequires},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgRunningRequires),
 			name:  "Running holder cleared",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Holder = "" }),
@@ -331,6 +348,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgRunningRequires},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgRunningRequires),
 			name:  "Running with attempt 0 (omitted)",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: setStatus(jobstatev1alpha1.JobStateStatus{Phase: jobstatev1alpha1.PhaseRunning, Holder: "w1"}),
@@ -338,6 +356,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgRunningRequires},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgRunningRequires),
 			name:  "Running with attempt 0 (explicit, merge patch)",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: mergePatchStatus(`{"status":{"phase":"Running","holder":"w1","attempt":0}}`),
@@ -345,6 +364,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgRunningRequires},
 		},
 		invalidWriteCase{
+			rule:  "jobstates status.phase enum",
 			name:  "phase not in enum",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Phase = "Paused" }),
@@ -352,6 +372,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{"status.phase", "Unsupported value", `"Paused"`},
 		},
 		invalidWriteCase{
+			rule:  "jobstates status.holder maxLength",
 			name:  "holder 254 chars",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1},
 			write: updateStatus(func(s *jobstatev1alpha1.JobStateStatus) { s.Holder = strings.Repeat("h", 254) }),
@@ -359,6 +380,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{"status.holder", "Too long", "253"},
 		},
 		invalidWriteCase{
+			rule:  "jobstates spec.lockPolicy rule: " + msgLockPolicy,
 			name:  "lockPolicy Optimistic to Lease",
 			spec:  jobstatev1alpha1.JobStateSpec{LockPolicy: jobstatev1alpha1.LockPolicyOptimistic},
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
@@ -367,6 +389,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgLockPolicy},
 		},
 		invalidWriteCase{
+			rule:  "jobstates spec.lockPolicy rule: " + msgLockPolicy,
 			name:  "lockPolicy Lease to Optimistic",
 			spec:  jobstatev1alpha1.JobStateSpec{LockPolicy: jobstatev1alpha1.LockPolicyLease},
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
@@ -375,6 +398,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgLockPolicy},
 		},
 		invalidWriteCase{
+			rule:  "jobstates spec.lockPolicy enum",
 			name:  "lockPolicy Pessimistic on update",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: updateSpec(func(s *jobstatev1alpha1.JobStateSpec) { s.LockPolicy = "Pessimistic" }),
@@ -382,6 +406,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{"spec.lockPolicy", "Unsupported value", `"Pessimistic"`},
 		},
 		invalidWriteCase{
+			rule:  "jobstates spec rule: " + msgCancelRevert,
 			name:  "cancel true to false",
 			spec:  jobstatev1alpha1.JobStateSpec{Cancel: true},
 			setup: []jobstatev1alpha1.JobStateStatus{stPending, stRunning1},
@@ -390,6 +415,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgCancelRevert},
 		},
 		invalidWriteCase{
+			rule:  "jobstates spec rule: " + msgCancelRevert,
 			name:  "cancel true to explicit false (merge patch)",
 			spec:  jobstatev1alpha1.JobStateSpec{Cancel: true},
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
@@ -400,6 +426,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgCancelRevert},
 		},
 		invalidWriteCase{
+			rule:  "jobstates spec.backoffLimit minimum",
 			name:  "backoffLimit 0 on update",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
 			write: updateSpec(func(s *jobstatev1alpha1.JobStateSpec) { s.BackoffLimit = ptr.To[int32](0) }),
@@ -410,6 +437,7 @@ func invalidWriteCases() []invalidWriteCase {
 		// --type=merge -p '{"status":{"phase":"Running"}}'` on a Succeeded
 		// job. Holder and attempt stay, so only the terminal rule applies.
 		invalidWriteCase{
+			rule:  statusRule(msgPhaseTerminal),
 			name:  "merge patch Succeeded to Running",
 			setup: terminalSetup[jobstatev1alpha1.PhaseSucceeded],
 			write: mergePatchStatus(`{"status":{"phase":"Running"}}`),
@@ -417,6 +445,7 @@ func invalidWriteCases() []invalidWriteCase {
 			want:  []string{msgPhaseTerminal},
 		},
 		invalidWriteCase{
+			rule:  statusRule(msgPhaseTerminal),
 			name:  "merge patch Succeeded to Running with new attempt",
 			setup: terminalSetup[jobstatev1alpha1.PhaseSucceeded],
 			write: mergePatchStatus(`{"status":{"phase":"Running","holder":"w2","attempt":2,"progress":0}}`),
@@ -444,25 +473,32 @@ func TestInvalidWritesRejected(t *testing.T) {
 	}
 }
 
+// invalidSpecCase is an out-of-bounds spec, refused at create.
+type invalidSpecCase struct {
+	rule  string // the rule's key (crdrules_test.go)
+	name  string
+	spec  jobstatev1alpha1.JobStateSpec
+	field string
+	want  []string
+}
+
+func invalidSpecCases() []invalidSpecCase {
+	return []invalidSpecCase{
+		{"jobstates spec.backoffLimit minimum", "backoffLimit 0", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](0)}, "spec.backoffLimit", []string{"spec.backoffLimit", "greater than or equal to 1"}},
+		{"jobstates spec.backoffLimit maximum", "backoffLimit 101", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](101)}, "spec.backoffLimit", []string{"spec.backoffLimit", "less than or equal to 100"}},
+		{"jobstates spec.heartbeatTimeoutSeconds minimum", "heartbeatTimeoutSeconds 0", jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](0)}, "spec.heartbeatTimeoutSeconds", []string{"spec.heartbeatTimeoutSeconds", "greater than or equal to 1"}},
+		{"jobstates spec.heartbeatTimeoutSeconds maximum", "heartbeatTimeoutSeconds 86401", jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](86401)}, "spec.heartbeatTimeoutSeconds", []string{"spec.heartbeatTimeoutSeconds", "less than or equal to 86400"}},
+		{"jobstates spec.activeDeadlineSeconds minimum", "activeDeadlineSeconds 0", jobstatev1alpha1.JobStateSpec{ActiveDeadlineSeconds: ptr.To[int64](0)}, "spec.activeDeadlineSeconds", []string{"spec.activeDeadlineSeconds", "greater than or equal to 1"}},
+		{"jobstates spec.ttlSecondsAfterFinished minimum", "ttlSecondsAfterFinished -1", jobstatev1alpha1.JobStateSpec{TTLSecondsAfterFinished: ptr.To[int32](-1)}, "spec.ttlSecondsAfterFinished", []string{"spec.ttlSecondsAfterFinished", "greater than or equal to 0"}},
+		{"jobstates spec.lockPolicy enum", "lockPolicy Pessimistic", jobstatev1alpha1.JobStateSpec{LockPolicy: "Pessimistic"}, "spec.lockPolicy", []string{"spec.lockPolicy", "Unsupported value", `"Pessimistic"`}},
+	}
+}
+
 // TestInvalidSpecRejectedAtCreate: out-of-bounds spec values are rejected at
 // create, and nothing is stored.
 func TestInvalidSpecRejectedAtCreate(t *testing.T) {
 	ns := env.Namespace(t)
-	cases := []struct {
-		name  string
-		spec  jobstatev1alpha1.JobStateSpec
-		field string
-		want  []string
-	}{
-		{"backoffLimit 0", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](0)}, "spec.backoffLimit", []string{"spec.backoffLimit", "greater than or equal to 1"}},
-		{"backoffLimit 101", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](101)}, "spec.backoffLimit", []string{"spec.backoffLimit", "less than or equal to 100"}},
-		{"heartbeatTimeoutSeconds 0", jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](0)}, "spec.heartbeatTimeoutSeconds", []string{"spec.heartbeatTimeoutSeconds", "greater than or equal to 1"}},
-		{"heartbeatTimeoutSeconds 86401", jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](86401)}, "spec.heartbeatTimeoutSeconds", []string{"spec.heartbeatTimeoutSeconds", "less than or equal to 86400"}},
-		{"activeDeadlineSeconds 0", jobstatev1alpha1.JobStateSpec{ActiveDeadlineSeconds: ptr.To[int64](0)}, "spec.activeDeadlineSeconds", []string{"spec.activeDeadlineSeconds", "greater than or equal to 1"}},
-		{"ttlSecondsAfterFinished -1", jobstatev1alpha1.JobStateSpec{TTLSecondsAfterFinished: ptr.To[int32](-1)}, "spec.ttlSecondsAfterFinished", []string{"spec.ttlSecondsAfterFinished", "greater than or equal to 0"}},
-		{"lockPolicy Pessimistic", jobstatev1alpha1.JobStateSpec{LockPolicy: "Pessimistic"}, "spec.lockPolicy", []string{"spec.lockPolicy", "Unsupported value", `"Pessimistic"`}},
-	}
-	for i, tc := range cases {
+	for i, tc := range invalidSpecCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			js := &jobstatev1alpha1.JobState{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("create-%d", i)},
