@@ -75,7 +75,6 @@ const (
 	// state machine puts around an event's message ("Attempt 3 failed: ...;
 	// attempt 4 may start after ...").
 	maxEventMessage = jobstatev1alpha1.MaxMessageLength - 1024
-	maxDataBytes    = 512 << 10
 )
 
 // EventPayload is the data of the event types above.
@@ -185,9 +184,9 @@ func apply(js *jobstatev1alpha1.JobState, e stream.RecordedEvent) (reason, messa
 		if p.Patch == nil {
 			return RejectedMalformedData, "a DataPatched event needs a patch object"
 		}
-		err = MergeData(work, p.Patch)
-		if err == nil && work.Status.Data != nil && len(work.Status.Data.Raw) > maxDataBytes {
-			return RejectedMalformedData, fmt.Sprintf("status.data would grow to %d bytes, more than %d", len(work.Status.Data.Raw), maxDataBytes)
+		var tooLarge *DataTooLargeError
+		if err = MergeData(work, p.Patch); errors.As(err, &tooLarge) {
+			return RejectedMalformedData, fmt.Sprintf("status.data would grow to %d bytes, more than %d", tooLarge.Size, MaxDataBytes)
 		}
 	default:
 		return RejectedUnknownType, fmt.Sprintf("event type %q is not one of Claimed, Heartbeat, Succeeded, Failed, Cancelled, DataPatched, Lost, DeadlineExceeded", e.Type)

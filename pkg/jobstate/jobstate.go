@@ -300,7 +300,7 @@ func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Upda
 // LockToken is where a JobState keeps the fencing token of its last
 // Lease-guarded write (status.lockToken), for update.Fenced.
 var LockToken = update.TokenField[*jobstatev1alpha1.JobState]{
-	Get: func(js *jobstatev1alpha1.JobState) int64 { return js.Status.LockToken },
+	Get: func(js *jobstatev1alpha1.JobState) (int64, error) { return js.Status.LockToken, nil },
 	Set: func(js *jobstatev1alpha1.JobState, token int64) { js.Status.LockToken = token },
 }
 
@@ -401,11 +401,38 @@ func Data(js *jobstatev1alpha1.JobState) (map[string]any, error) {
 	return data, nil
 }
 
-// SetData replaces status.data with data.
+// MaxDataBytes bounds status.data, encoded as JSON. The CRD cannot (the
+// field is free-form), and every later write of the JobState carries it:
+// past about 1.5 MiB etcd refuses the object without saying why.
+const MaxDataBytes = 512 << 10
+
+// ErrDataTooLarge matches every *DataTooLargeError with errors.Is.
+var ErrDataTooLarge = errors.New("status.data too large")
+
+// DataTooLargeError: a write would make status.data larger than
+// MaxDataBytes. Nothing was written.
+type DataTooLargeError struct {
+	Key  client.ObjectKey
+	Size int
+}
+
+func (e *DataTooLargeError) Error() string {
+	return fmt.Sprintf("status.data of JobState %s would be %d bytes, more than %d: keep large data elsewhere and a reference in status.data", e.Key, e.Size, MaxDataBytes)
+}
+
+// Is reports whether target is ErrDataTooLarge.
+func (e *DataTooLargeError) Is(target error) bool { return target == ErrDataTooLarge }
+
+// SetData replaces status.data with data. It fails with a
+// *DataTooLargeError, leaving js unchanged, if data encodes to more than
+// MaxDataBytes.
 func SetData(js *jobstatev1alpha1.JobState, data map[string]any) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("encoding status.data of JobState %s: %w", client.ObjectKeyFromObject(js), err)
+	}
+	if len(raw) > MaxDataBytes {
+		return &DataTooLargeError{Key: client.ObjectKeyFromObject(js), Size: len(raw)}
 	}
 	js.Status.Data = &runtime.RawExtension{Raw: raw}
 	return nil

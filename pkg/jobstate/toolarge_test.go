@@ -17,72 +17,57 @@ limitations under the License.
 package jobstate_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 )
 
-// A status write too large to store — status.data past what etcd (1.5 MiB
-// in envtest) or the API server (3 MiB a request) accepts, or a message
-// past status.message's maxLength — fails at once, is not retried, and
-// leaves the JobState as it was; the attempt goes on. (No bound of its own
-// guards status.data on this path: the error is the API server's.)
-func TestTooLargeStatusWritesWriteNothing(t *testing.T) {
+// status.data past MaxDataBytes — just past it, or past what the API
+// server accepts in a request — is refused by the worker API itself with a
+// *DataTooLargeError naming the JobState and the size, before any request:
+// the JobState is left as it was and the attempt goes on. Data at the
+// bound is stored. A message longer than status.message holds, with the
+// text the transition adds around it, is shortened rather than refused:
+// the attempt is failed, not left Running until its heartbeat times out.
+func TestTooLargeStatusWrites(t *testing.T) {
 	key := pendingJob(t)
 	w := newWorker(t, "w1", clocktesting.NewFakeClock(t0))
 	a, err := w.Claim(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name    string
-		write   func() error
-		want    []string // in the error, lower case
-		invalid bool     // a 422 Invalid (a rule of the CRD refused it)
-	}{
-		{"data over etcd's request limit", func() error {
-			return w.Heartbeat(t.Context(), a, 10, map[string]any{"blob": strings.Repeat("x", 1600<<10)})
-		}, []string{"heartbeat of jobstate " + key.String(), "too large"}, false},
-		{"data over the API server's request limit", func() error {
-			return w.Heartbeat(t.Context(), a, 10, map[string]any{"blob": strings.Repeat("x", 3500<<10)})
-		}, []string{"heartbeat of jobstate " + key.String(), "too large", "3145728"}, false},
-		{"a message over status.message's maxLength", func() error {
-			return w.Succeed(t.Context(), a, strings.Repeat("m", jobstatev1alpha1.MaxMessageLength+1))
-		}, []string{"finishing jobstate " + key.String(), "status.message", "too long", "4096"}, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := get(t, key)
-			start := time.Now()
-			err := tc.write()
-			if err == nil {
-				t.Fatal("the write was stored")
-			}
-			if took := time.Since(start); took > 10*time.Second {
-				t.Errorf("the refused write took %v: it was retried", took)
-			}
-			for _, s := range tc.want {
-				if !strings.Contains(strings.ToLower(err.Error()), s) {
-					t.Errorf("error %q does not say %q", err, s)
-				}
-			}
-			if tc.invalid && !apierrors.IsInvalid(err) {
-				t.Errorf("error %v is not Invalid", err)
-			}
-			if after := get(t, key); after.ResourceVersion != before.ResourceVersion {
-				t.Errorf("resourceVersion %s, then %s after a refused write", before.ResourceVersion, after.ResourceVersion)
-			}
-		})
+	blob := func(n int) map[string]any { // status.data of n bytes
+		return map[string]any{"blob": strings.Repeat("x", n-len(`{"blob":""}`))}
 	}
-	// The attempt is still the worker's.
-	if err := w.Heartbeat(t.Context(), a, 20, map[string]any{"cursor": "p-1"}); err != nil {
-		t.Fatalf("heartbeat after the refused writes: %v", err)
+	for _, size := range []int{jobstate.MaxDataBytes + 1, 3500 << 10} {
+		before := get(t, key)
+		err := w.Heartbeat(t.Context(), a, 10, blob(size))
+		if !errors.Is(err, jobstate.ErrDataTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("status.data of JobState %s would be %d bytes, more than %d", key, size, jobstate.MaxDataBytes)) {
+			t.Errorf("status.data of %d bytes: %v, want a *DataTooLargeError", size, err)
+		}
+		if after := get(t, key); after.ResourceVersion != before.ResourceVersion {
+			t.Errorf("resourceVersion %s, then %s after a refused write", before.ResourceVersion, after.ResourceVersion)
+		}
 	}
-	if js := get(t, key); js.Status.Phase != jobstatev1alpha1.PhaseRunning || js.Status.Progress != 20 {
-		t.Fatalf("phase %s progress %d, want Running 20", js.Status.Phase, js.Status.Progress)
+	if err := w.Heartbeat(t.Context(), a, 20, blob(jobstate.MaxDataBytes)); err != nil {
+		t.Fatalf("status.data of MaxDataBytes: %v", err)
+	}
+	if js := get(t, key); js.Status.Phase != jobstatev1alpha1.PhaseRunning || js.Status.Progress != 20 || len(js.Status.Data.Raw) != jobstate.MaxDataBytes {
+		t.Fatalf("phase %s progress %d data %d bytes, want Running 20 and %d bytes", js.Status.Phase, js.Status.Progress, len(js.Status.Data.Raw), jobstate.MaxDataBytes)
+	}
+
+	long := strings.Repeat("m", jobstatev1alpha1.MaxMessageLength-6)
+	if err := w.Fail(t.Context(), a, long); err != nil {
+		t.Fatalf("Fail with a message of %d characters: %v", len(long), err)
+	}
+	js := get(t, key)
+	if js.Status.Phase != jobstatev1alpha1.PhasePending || len(js.Status.Message) != jobstatev1alpha1.MaxMessageLength || !strings.HasSuffix(js.Status.Message, "...") {
+		t.Fatalf("after Fail: phase %s, message of %d characters ending %q; want Pending and %d ending ...", js.Status.Phase, len(js.Status.Message), js.Status.Message[len(js.Status.Message)-8:], jobstatev1alpha1.MaxMessageLength)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/text"
 )
 
 // The functions below are the status setters: each checks that its
@@ -184,6 +185,7 @@ func endAttempt(js *jobstatev1alpha1.JobState, reason, message string, now time.
 
 // finish moves the job to a terminal phase.
 func finish(js *jobstatev1alpha1.JobState, phase jobstatev1alpha1.JobPhase, reason, message string, now time.Time) {
+	message = bounded(message)
 	s := &js.Status
 	t := metav1.NewTime(now)
 	s.CompletionTime = &t
@@ -197,12 +199,20 @@ func finish(js *jobstatev1alpha1.JobState, phase jobstatev1alpha1.JobPhase, reas
 }
 
 func setPhase(s *jobstatev1alpha1.JobStateStatus, phase jobstatev1alpha1.JobPhase, reason, message string) {
-	s.Phase, s.Reason, s.Message = phase, reason, message
+	s.Phase, s.Reason, s.Message = phase, reason, bounded(message)
 }
 
 func setRunning(s *jobstatev1alpha1.JobStateStatus, status metav1.ConditionStatus, reason, message string, generation int64, now time.Time) {
+	message = bounded(message)
 	meta.SetStatusCondition(&s.Conditions, metav1.Condition{
 		Type: jobstatev1alpha1.ConditionRunning, Status: status,
 		Reason: reason, Message: message, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now),
 	})
+}
+
+// bounded cuts a message to what status.message holds, so that a worker's
+// long message (with the text the transition adds around it) never makes
+// the transition's write invalid.
+func bounded(message string) string {
+	return text.Truncate(message, jobstatev1alpha1.MaxMessageLength, "...")
 }

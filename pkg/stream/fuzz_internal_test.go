@@ -366,3 +366,18 @@ func revisionNumber(s string) (uint64, bool) {
 	}
 	return n, true
 }
+
+// TestUnstampedBeforeFirstIsMalformed: a head whose latest write starts
+// before its first event (a forged unstamped.from) would never get those
+// events' revision recorded; it is reported, not served.
+func TestUnstampedBeforeFirstIsMalformed(t *testing.T) {
+	h := &jobstatev1alpha1.EventStreamHead{
+		Version: 7, First: 6,
+		Events:    jobstatev1alpha1.NewEventLog(jobstatev1alpha1.Event{ID: "6", Type: "T", Position: 6}, jobstatev1alpha1.Event{ID: "7", Type: "T", Position: 7}),
+		Unstamped: jobstatev1alpha1.Unstamped{From: 5, Base: "10"},
+	}
+	err := checkHead(client.ObjectKey{Namespace: "ns", Name: "s"}, h)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "unstamped.from (5) is before the head's first event (6)") {
+		t.Fatalf("checkHead = %v, want a *MalformedError naming unstamped.from", err)
+	}
+}

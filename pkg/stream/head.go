@@ -265,6 +265,11 @@ func checkHead(key client.ObjectKey, h *jobstatev1alpha1.EventStreamHead) error 
 // anything: they must be in position order, each for events before the
 // unstamped ones, and cover every stamped event of the head.
 func checkCommits(h *jobstatev1alpha1.EventStreamHead) string {
+	if h.Unstamped.From < h.First && h.Unstamped.From <= h.Version {
+		// Sealing records the latest write first: its events are never
+		// sealed unrecorded, and no later stamp would record them.
+		return fmt.Sprintf("unstamped.from (%d) is before the head's first event (%d)", h.Unstamped.From, h.First)
+	}
 	commits := h.Commits.Items
 	for i, c := range commits {
 		switch {

@@ -556,11 +556,11 @@ func encodeEvent(key client.ObjectKey, i int, e EventData, now metav1.MicroTime,
 		return jobstatev1alpha1.Event{}, 0, invalid("id %s is also the id of event %d of this append", id, j)
 	}
 	ids[id] = i
-	if e.Type == "" || len(e.Type) > 128 {
-		return jobstatev1alpha1.Event{}, 0, invalid("type must have 1 to 128 characters, got %d", len(e.Type))
-	}
 	if !utf8.ValidString(e.Type) {
 		return jobstatev1alpha1.Event{}, 0, invalid("type %q is not valid UTF-8", e.Type)
+	}
+	if n := utf8.RuneCountInString(e.Type); n == 0 || n > jobstatev1alpha1.MaxEventTypeLength {
+		return jobstatev1alpha1.Event{}, 0, invalid("type must have 1 to %d characters, got %d", jobstatev1alpha1.MaxEventTypeLength, n)
 	}
 	data, err := jsonObject(e.Data)
 	if err != nil {

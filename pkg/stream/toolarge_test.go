@@ -153,12 +153,13 @@ func TestTooLargeAppendsWriteNothing(t *testing.T) {
 	}
 
 	// At the limits: one event of MaxEventBytes, then an append of
-	// MaxAppendBytes, and a type of 128 characters.
+	// MaxAppendBytes, and types of 128 characters (one of 256 bytes).
 	atLimit := streamKey(ns, "at-limit")
 	appends := [][]stream.EventData{
 		{sized(t, stream.MaxEventBytes)},
 		{sized(t, stream.MaxEventBytes), sized(t, stream.MaxEventBytes), sized(t, stream.MaxEventBytes), sized(t, stream.MaxEventBytes)},
 		{{Type: strings.Repeat("T", 128)}},
+		{{Type: strings.Repeat("é", 128)}}, // characters, not bytes
 	}
 	for i, events := range appends {
 		if _, err := c.Append(ctx, atLimit, events, stream.AppendOptions{}); err != nil {
@@ -166,7 +167,7 @@ func TestTooLargeAppendsWriteNothing(t *testing.T) {
 		}
 	}
 	got := readAll(t, c, atLimit)
-	checkContiguous(t, got, 6)
+	checkContiguous(t, got, 7)
 	for i, e := range append(appends[0], appends[1]...) {
 		if got[i].ID != e.ID || len(got[i].Data) != len(fmt.Sprintf(`{"blob":"%s"}`, e.Data.(map[string]string)["blob"])) {
 			t.Errorf("event %d read back as %s with %d bytes of data", i, got[i].ID, len(got[i].Data))

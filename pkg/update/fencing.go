@@ -42,20 +42,29 @@ func (e *StaleTokenError) Error() string {
 func (e *StaleTokenError) Is(target error) bool { return target == ErrStaleToken }
 
 // TokenField says where an object keeps the fencing token of its last
-// guarded write.
+// guarded write. Get returns 0 for an object never written under a token,
+// and an error if what is stored is no token: Fenced then refuses the
+// write rather than guess (a guess of 0 would let any holder in).
 type TokenField[T any] struct {
-	Get func(T) int64
+	Get func(T) (int64, error)
 	Set func(T, int64)
 }
 
-// AnnotationToken keeps the token in the annotation key. Annotations are
-// metadata: use it for writes to the main resource, not the status
-// subresource (which ignores metadata changes).
+// AnnotationToken keeps the token in the annotation key, as a decimal
+// number. Annotations are metadata: use it for writes to the main
+// resource, not the status subresource (which ignores metadata changes).
 func AnnotationToken[T client.Object](key string) TokenField[T] {
 	return TokenField[T]{
-		Get: func(obj T) int64 {
-			n, _ := strconv.ParseInt(obj.GetAnnotations()[key], 10, 64)
-			return n
+		Get: func(obj T) (int64, error) {
+			v, ok := obj.GetAnnotations()[key]
+			if !ok {
+				return 0, nil
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("annotation %s is %q, not a fencing token (a decimal int64): set it to the last holder's token", key, v)
+			}
+			return n, nil
 		},
 		Set: func(obj T, token int64) {
 			a := obj.GetAnnotations()
@@ -79,7 +88,10 @@ func AnnotationToken[T client.Object](key string) TokenField[T] {
 // re-reads the newer token, or reads it in the first place.
 func Fenced[T any](token int64, field TokenField[T], action Action[T]) Action[T] {
 	return func(obj T) error {
-		stored := field.Get(obj)
+		stored, err := field.Get(obj)
+		if err != nil {
+			return err
+		}
 		if stored > token {
 			return &StaleTokenError{Token: token, Stored: stored}
 		}

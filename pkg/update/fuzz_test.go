@@ -19,6 +19,7 @@ package update_test
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,9 +29,10 @@ import (
 
 // FuzzAnnotationToken: the fencing token kept in an annotation is text
 // anyone who may update the object can write. Whatever it holds, reading it
-// does not panic; a token written by Set reads back as itself; and a
-// Fenced write refuses every token below one the annotation holds as a
-// number, leaving the object as it was.
+// does not panic; a token written by Set reads back as itself; a Fenced
+// write refuses every token below one the annotation holds as a number,
+// and every token when it holds no number (it fails closed, with an error
+// naming the annotation), leaving the object as it was.
 func FuzzAnnotationToken(f *testing.F) {
 	for _, s := range []struct {
 		stored string
@@ -43,18 +45,29 @@ func FuzzAnnotationToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stored string, token int64) {
 		cm := &corev1.ConfigMap{}
 		cm.Annotations = map[string]string{key: stored}
-		_ = field.Get(cm)
+		n, parseErr := strconv.ParseInt(stored, 10, 64)
+		if got, err := field.Get(cm); (err != nil) != (parseErr != nil) || err == nil && got != n {
+			t.Fatalf("Get of %q = %d, %v", stored, got, err)
+		}
 		set := &corev1.ConfigMap{}
 		field.Set(set, token)
-		if got := field.Get(set); got != token {
-			t.Fatalf("token %d was written as %q and reads as %d", token, set.Annotations[key], got)
+		if got, err := field.Get(set); err != nil || got != token {
+			t.Fatalf("token %d was written as %q and reads as %d, %v", token, set.Annotations[key], got, err)
 		}
 		applied := false
 		err := update.Fenced(token, field, func(*corev1.ConfigMap) error { applied = true; return nil })(cm)
-		n, parseErr := strconv.ParseInt(stored, 10, 64)
-		if parseErr == nil && n > token {
+		switch {
+		case parseErr != nil:
+			if err == nil || applied || !strings.Contains(err.Error(), key) || cm.Annotations[key] != stored {
+				t.Fatalf("token %d against a stored %q: err %v, applied %v, annotation now %q", token, stored, err, applied, cm.Annotations[key])
+			}
+		case n > token:
 			if !errors.Is(err, update.ErrStaleToken) || applied || cm.Annotations[key] != stored {
 				t.Fatalf("token %d against a stored %q: err %v, applied %v, annotation now %q", token, stored, err, applied, cm.Annotations[key])
+			}
+		default:
+			if err != nil || !applied {
+				t.Fatalf("token %d against a stored %q: err %v, applied %v", token, stored, err, applied)
 			}
 		}
 	})
