@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -57,15 +58,27 @@ func StartRestartable() (*Env, error) {
 			return nil, err
 		}
 	}
-	env := newEnvironment()
-	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certs}
-	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: data}
-	e, err := startEnvironment(env)
+	// Its output, for a test to read when a restart goes wrong.
+	apiserverLog, err := os.Create(filepath.Join(dir, "kube-apiserver.log"))
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	e.dir = dir
+	env := newEnvironment()
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certs, Out: apiserverLog, Err: apiserverLog}
+	// On SIGTERM kube-apiserver waits for its HTTP server to shut down,
+	// which open watches (every informer's) hold up for --request-timeout
+	// (60s), longer than envtest waits before it kills the process. With a
+	// grace period it ends the watches within it.
+	env.ControlPlane.APIServer.Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: data}
+	e, err := startEnvironment(env)
+	if err != nil {
+		_ = apiserverLog.Close()
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	e.dir, e.apiserverLog = dir, apiserverLog
 	return e, nil
 }
 
@@ -90,9 +103,10 @@ func (e *Env) StopAPIServer() error {
 }
 
 // StartAPIServer starts the kube-apiserver process stopped by StopAPIServer
-// on the same port, certificates and etcd, and returns once it serves
-// jobstate's API again and enforces the admission policies (both come back
-// from etcd, a moment after the process reports healthy).
+// on the same port, certificates and etcd, and returns once it is ready
+// (/readyz), serves jobstate's API again and enforces the admission
+// policies (all come back from etcd a moment after the process reports
+// healthy, which is all envtest waits for).
 func (e *Env) StartAPIServer(ctx context.Context) error {
 	if e.dir == "" {
 		return errNotRestartable
@@ -100,10 +114,26 @@ func (e *Env) StartAPIServer(ctx context.Context) error {
 	if err := e.env.ControlPlane.APIServer.Start(); err != nil {
 		return fmt.Errorf("starting kube-apiserver again: %w", err)
 	}
+	// envtest waits for /healthz; /readyz also waits for the informers
+	// behind RBAC (until they sync, every user but system:masters is
+	// forbidden everything).
+	dc, err := discovery.NewDiscoveryClientForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	var last string // what /readyz said last
+	ready := func(ctx context.Context) bool {
+		body, err := dc.RESTClient().Get().AbsPath("/readyz").Param("verbose", "").DoRaw(ctx)
+		last = string(body)
+		if err != nil {
+			last = fmt.Sprintf("%v: %s", err, body)
+		}
+		return err == nil
+	}
 	if err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		return e.Client.List(ctx, &jobstatev1alpha1.EventStreamList{}, client.Limit(1)) == nil, nil
+		return ready(ctx) && e.Client.List(ctx, &jobstatev1alpha1.EventStreamList{}, client.Limit(1)) == nil, nil
 	}); err != nil {
-		return fmt.Errorf("waiting for the restarted kube-apiserver to serve jobstate's API: %w", err)
+		return fmt.Errorf("waiting for the restarted kube-apiserver to be ready and serve jobstate's API: %w; /readyz: %s", err, last)
 	}
 	if err := e.waitAdmission(ctx); err != nil {
 		return fmt.Errorf("waiting for the restarted kube-apiserver to enforce config/admission: %w", err)
@@ -121,3 +151,12 @@ func (e *Env) RestartAPIServer(ctx context.Context) error {
 
 // MainRestartable is Main with a control plane made by StartRestartable.
 func MainRestartable(m *testing.M, env **Env) { run(m, env, StartRestartable) }
+
+// APIServerLog is the file holding the output of a restartable control
+// plane's kube-apiserver, every run of it ("" for one made by Start).
+func (e *Env) APIServerLog() string {
+	if e.apiserverLog == nil {
+		return ""
+	}
+	return e.apiserverLog.Name()
+}

@@ -68,8 +68,10 @@ type Env struct {
 
 	env *envtest.Environment
 	// dir holds the certificates and etcd data of a control plane made by
-	// StartRestartable; "" otherwise.
-	dir string
+	// StartRestartable; "" otherwise. apiserverLog is kube-apiserver's
+	// output there.
+	dir          string
+	apiserverLog *os.File
 }
 
 // Scheme returns a scheme with the client-go types and jobstate's API.
@@ -368,7 +370,7 @@ func (e *Env) AdminAs(t testing.TB, user string) client.WithWatch {
 func (e *Env) Stop() error {
 	err := e.env.Stop()
 	if e.dir != "" {
-		err = errors.Join(err, os.RemoveAll(e.dir))
+		err = errors.Join(err, e.apiserverLog.Close(), os.RemoveAll(e.dir))
 	}
 	return err
 }
