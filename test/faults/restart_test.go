@@ -221,4 +221,3 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func(ctx conte
 		t.Fatalf("waiting for %s: %v; last: %s", what, err, last)
 	}
 }
-
