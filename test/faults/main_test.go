@@ -18,6 +18,7 @@ package faults
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/jobstate-dev/jobstate/internal/testenv"
 )
@@ -38,6 +42,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperMain())
 	}
+	// The libraries log through controller-runtime; the tests report.
+	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	testenv.MainRestartable(m, &env)
 }
 
@@ -119,13 +125,19 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// startProcess starts bin; when the test ends it is killed if still
-// running, and its output logged if the test failed.
-func startProcess(t *testing.T, name, bin string, extraEnv []string, args ...string) *process {
-	t.Helper()
+// newProcess prepares bin with args, and extraEnv added to the test's
+// environment; its output goes to out unless the caller changes it.
+func newProcess(name, bin string, extraEnv []string, args ...string) *process {
 	p := &process{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), extraEnv...)
+	return p
+}
+
+// start starts the process; when the test ends it is killed if still
+// running, and its output logged if the test failed.
+func (p *process) start(t *testing.T) {
+	t.Helper()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +151,13 @@ func startProcess(t *testing.T, name, bin string, extraEnv []string, args ...str
 			t.Logf("%s output:\n%s", p.name, p.out.String())
 		}
 	})
+}
+
+// startProcess starts bin (see newProcess and start).
+func startProcess(t *testing.T, name, bin string, extraEnv []string, args ...string) *process {
+	t.Helper()
+	p := newProcess(name, bin, extraEnv, args...)
+	p.start(t)
 	return p
 }
 
