@@ -1,0 +1,281 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/controllers"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
+)
+
+// TestManagerKilledMidWork: the manager is killed with SIGKILL while it
+// ends the lost attempts of Lease-guarded JobStates (preferably while it
+// holds one of their Leases), projects an event-sourced JobState, seals
+// its stream and applies the stream's retention; a new manager is
+// started. Afterwards every JobState is in the state its events and timers
+// call for, each transition made once (no Event recorded twice, nothing
+// rejected by the projection), the stream holds every event once with
+// contiguous segments and retention applied, and no Lease is left held.
+func TestManagerKilledMidWork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	ns := env.Namespace(t)
+	mgr1 := startManager(t, "manager-1")
+
+	// Lease-guarded jobs whose worker claims them and vanishes: after 2s
+	// the manager ends each attempt, and with backoffLimit 1 fails it.
+	const leaseJobs = 8
+	var jobs []client.ObjectKey
+	for i := range leaseJobs {
+		key := client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("vanished-%d", i)}
+		createJob(t, key, func(js *jobstatev1alpha1.JobState) {
+			js.Spec.LockPolicy = jobstatev1alpha1.LockPolicyLease
+			js.Spec.HeartbeatTimeoutSeconds = ptr.To[int32](2)
+			js.Spec.BackoffLimit = ptr.To[int32](1)
+		})
+		jobs = append(jobs, key)
+	}
+	// An event-sourced job whose worker appends 402 events: the manager
+	// projects them, seals the stream every ~32 events, and retention keeps
+	// the newest 200. (Retention deletes sealed events whether or not they
+	// were projected, so it keeps more than the 128 events a head can hold
+	// while no manager seals.)
+	ledger := client.ObjectKey{Namespace: ns, Name: "ledger"}
+	ledgerStream := client.ObjectKey{Namespace: ns, Name: "ledger-events"}
+	const maxEvents = 200
+	if err := env.Client.Create(ctx, &jobstatev1alpha1.EventStream{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ledgerStream.Name},
+		Spec:       jobstatev1alpha1.EventStreamSpec{Retention: &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](maxEvents)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	createJob(t, ledger, func(js *jobstatev1alpha1.JobState) {
+		js.Spec.EventStreamRef = &jobstatev1alpha1.EventStreamReference{Name: ledgerStream.Name}
+	})
+
+	worker, err := jobstate.New(env.ClientAs(t, ns, "vanishing-worker", "worker_role.yaml"), jobstate.Options{Identity: "vanishing-worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range jobs {
+		waitFor(ctx, t, "the manager to initialize "+key.Name, func(ctx context.Context) (bool, string, error) {
+			js := getJob(t, key)
+			return js.Status.Phase == jobstatev1alpha1.PhasePending, string(js.Status.Phase), nil
+		})
+	}
+	appender, err := stream.New(env.ClientAs(t, ns, "ledger-worker", "worker_role.yaml"), stream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := lifecycleEvents(1, "ledger-worker", 400)
+	var appended progress
+	var wg sync.WaitGroup
+	appendErr := make(chan error, 1)
+	wg.Go(func() { appendErr <- appendAll(ctx, appender, ledgerStream, events, 5*time.Millisecond, &appended) })
+	defer wg.Wait()
+	waitFor(ctx, t, "the manager to seal and project the ledger", func(ctx context.Context) (bool, string, error) {
+		es := &jobstatev1alpha1.EventStream{}
+		if err := env.Client.Get(ctx, ledgerStream, es); err != nil {
+			return false, "", err
+		}
+		projected := jobstate.ProjectedPosition(getJob(t, ledger))
+		return es.Head != nil && es.Head.First > 0 && projected > 0, fmt.Sprintf("head %+v, projected to %d", es.Head, projected), nil
+	})
+	var leasesAtClaim coordinationv1.LeaseList
+	for _, key := range jobs {
+		if _, err := worker.Claim(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.Client.List(ctx, &leasesAtClaim, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill as the manager starts ending the lost attempts, 2s from now: stop
+	// it, look for a Lease it holds, and kill it then (or continue it and
+	// look again).
+	held := killHoldingALease(ctx, t, mgr1, ns, 6*time.Second)
+	running := 0
+	for _, key := range jobs {
+		if getJob(t, key).Status.Phase == jobstatev1alpha1.PhaseRunning {
+			running++
+		}
+	}
+	projectedAtKill := jobstate.ProjectedPosition(getJob(t, ledger))
+	t.Logf("killed the manager holding Leases %v, with %d of %d lost attempts not ended yet, the ledger projected to %d, %s appended", held, running, leaseJobs, projectedAtKill, appended.String())
+	if running == 0 || projectedAtKill == int64(len(events)-1) {
+		t.Fatal("the kill came after the work it was meant to interrupt")
+	}
+	time.Sleep(time.Second)
+	startManager(t, "manager-2")
+
+	// Everything done, each once.
+	wg.Wait()
+	if err := <-appendErr; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the new manager to project the whole ledger", func(ctx context.Context) (bool, string, error) {
+		js := getJob(t, ledger)
+		return jobstate.ProjectedPosition(js) == int64(len(events)-1), fmt.Sprintf("projected to %d, %+v", jobstate.ProjectedPosition(js), js.Status), nil
+	})
+	js := getJob(t, ledger)
+	if p := js.Status.Projection; js.Status.Phase != jobstatev1alpha1.PhaseSucceeded || js.Status.Attempt != 1 || js.Status.Progress != 100 || p.RejectedCount != 0 {
+		t.Errorf("ledger: phase %s, attempt %d, progress %d, %d rejected (%+v); want Succeeded, 1, 100, none", js.Status.Phase, js.Status.Attempt, js.Status.Progress, p.RejectedCount, p.Rejected)
+	}
+	for _, key := range jobs {
+		// A Lease the killed manager held is taken over after its TTL.
+		waitFor(ctx, t, key.Name+" to fail", func(ctx context.Context) (bool, string, error) {
+			js := getJob(t, key)
+			return js.Status.Phase == jobstatev1alpha1.PhaseFailed, string(js.Status.Phase), nil
+		})
+		js := getJob(t, key)
+		if js.Status.Reason != jobstatev1alpha1.ReasonBackoffLimitExceeded || js.Status.Attempt != 1 || js.Status.Holder != "vanishing-worker" {
+			t.Errorf("%s: reason %s, attempt %d, holder %q; want BackoffLimitExceeded, 1, vanishing-worker", key.Name, js.Status.Reason, js.Status.Attempt, js.Status.Holder)
+		}
+	}
+	waitFor(ctx, t, "every Lease to be released", func(ctx context.Context) (bool, string, error) {
+		var leases coordinationv1.LeaseList
+		if err := env.Client.List(ctx, &leases, client.InNamespace(ns)); err != nil {
+			return false, "", err
+		}
+		var holders []string
+		for _, l := range leases.Items {
+			if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" {
+				holders = append(holders, l.Name+" by "+h)
+			}
+		}
+		return len(leases.Items) == leaseJobs && len(holders) == 0, fmt.Sprintf("%d Leases, held: %v", len(leases.Items), holders), nil
+	})
+	// A Lease the killed manager held was taken over (a new transition,
+	// a larger fencing token), not left to it.
+	for _, name := range held {
+		l := &coordinationv1.Lease{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, l); err != nil {
+			t.Fatal(err)
+		}
+		before := int32(0)
+		for _, c := range leasesAtClaim.Items {
+			if c.Name == name {
+				before = ptr.Deref(c.Spec.LeaseTransitions, 0)
+			}
+		}
+		if got := ptr.Deref(l.Spec.LeaseTransitions, 0); got <= before+1 {
+			t.Errorf("Lease %s: %d transitions, %d at the claims; want the killed manager's acquisition and a takeover after it", name, got, before)
+		}
+	}
+	checkTransitionEvents(ctx, t, ns, jobs)
+
+	// The stream: every event once from what retention kept, segments
+	// contiguous, reported complete.
+	s, err := readStored(ctx, ledgerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s.es.Head.First
+	if len(s.segments) > 0 {
+		first = s.segments[0].First
+	}
+	if err := s.check(first, idsOf(events)[first:]); err != nil {
+		t.Error(err)
+	}
+	if v := int64(len(events) - 1); first == 0 || first > v+1-maxEvents {
+		t.Errorf("retention kept events from %d, want from after 0 and at most %d (the newest %d)", first, v+1-maxEvents, maxEvents)
+	}
+	waitFor(ctx, t, "the manager to report the stream", func(ctx context.Context) (bool, string, error) {
+		es := &jobstatev1alpha1.EventStream{}
+		if err := env.Client.Get(ctx, ledgerStream, es); err != nil {
+			return false, "", err
+		}
+		complete := meta.IsStatusConditionTrue(es.Status.Conditions, jobstatev1alpha1.ConditionSegmentsComplete)
+		return es.Status.Version == int64(len(events)-1) && complete, fmt.Sprintf("status %+v", es.Status), nil
+	})
+}
+
+// killHoldingALease stops the manager with SIGSTOP, and kills it with
+// SIGKILL if the controller holds a Lease in ns then; otherwise it
+// continues it and looks again, for up to patience, and then kills it
+// anyway. It returns the Leases held at the kill.
+func killHoldingALease(ctx context.Context, t *testing.T, mgr *process, ns string, patience time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		mgr.signal(t, syscall.SIGSTOP)
+		var leases coordinationv1.LeaseList
+		if err := env.Client.List(ctx, &leases, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		var held []string
+		for _, l := range leases.Items {
+			if ptr.Deref(l.Spec.HolderIdentity, "") == controllers.ControllerIdentity {
+				held = append(held, l.Name)
+			}
+		}
+		if len(held) > 0 || time.Now().After(deadline) {
+			mgr.kill(t)
+			return held
+		}
+		mgr.signal(t, syscall.SIGCONT)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkTransitionEvents: the manager's Events on each job record each of
+// its transitions (Created, BackoffLimitExceeded) at most once, across the
+// two managers. (Events are best effort: one the killed manager had not
+// sent yet is lost.)
+func checkTransitionEvents(ctx context.Context, t *testing.T, ns string, jobs []client.ObjectKey) {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, ev := range list.Items {
+		n := 1
+		if ev.Series != nil {
+			n = int(ev.Series.Count)
+		}
+		count[ev.Regarding.Name+"/"+ev.Reason] += n
+	}
+	var recorded []string
+	for _, key := range jobs {
+		for _, reason := range []string{jobstatev1alpha1.ReasonCreated, jobstatev1alpha1.ReasonBackoffLimitExceeded} {
+			n := count[key.Name+"/"+reason]
+			if n > 1 {
+				t.Errorf("%s: %d Events %s, want at most 1", key.Name, n, reason)
+			}
+			recorded = append(recorded, fmt.Sprintf("%s=%d", reason, n))
+		}
+	}
+	t.Logf("transition Events per job: %s", strings.Join(recorded, " "))
+}
