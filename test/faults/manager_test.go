@@ -41,11 +41,11 @@ import (
 // TestManagerKilledMidWork: the manager is killed with SIGKILL while it
 // ends the lost attempts of Lease-guarded JobStates (preferably while it
 // holds one of their Leases), projects an event-sourced JobState, seals
-// its stream and applies the stream's retention; a new manager is
-// started. Afterwards every JobState is in the state its events and timers
+// streams and applies a stream's retention; a new manager is started. Afterwards every JobState is in the state its events and timers
 // call for, each transition made once (no Event recorded twice, nothing
-// rejected by the projection), the stream holds every event once with
-// contiguous segments and retention applied, and no Lease is left held.
+// rejected by the projection), the streams hold every event once with
+// contiguous segments and retention applied, and no Lease is left held
+// (the one the killed manager held is taken over after its TTL).
 func TestManagerKilledMidWork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -65,16 +65,17 @@ func TestManagerKilledMidWork(t *testing.T) {
 		})
 		jobs = append(jobs, key)
 	}
-	// An event-sourced job whose worker appends 402 events: the manager
-	// projects them, seals the stream every ~32 events, and retention keeps
-	// the newest 200. (Retention deletes sealed events whether or not they
-	// were projected, so it keeps more than the 128 events a head can hold
-	// while no manager seals.)
+	// An event-sourced job whose worker appends 402 events, which the
+	// manager projects and seals every ~32 events; and a stream of 300
+	// events of which retention keeps the newest 100. (Not the ledger's:
+	// retention deletes sealed events whether or not they were projected,
+	// see the commit that introduced this test.)
 	ledger := client.ObjectKey{Namespace: ns, Name: "ledger"}
 	ledgerStream := client.ObjectKey{Namespace: ns, Name: "ledger-events"}
-	const maxEvents = 200
+	audit := client.ObjectKey{Namespace: ns, Name: "audit"}
+	const maxEvents = 100
 	if err := env.Client.Create(ctx, &jobstatev1alpha1.EventStream{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ledgerStream.Name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: audit.Name},
 		Spec:       jobstatev1alpha1.EventStreamSpec{Retention: &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](maxEvents)}},
 	}); err != nil {
 		t.Fatal(err)
@@ -93,20 +94,27 @@ func TestManagerKilledMidWork(t *testing.T) {
 			return js.Status.Phase == jobstatev1alpha1.PhasePending, string(js.Status.Phase), nil
 		})
 	}
-	appender, err := stream.New(env.ClientAs(t, ns, "ledger-worker", "worker_role.yaml"), stream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	events := lifecycleEvents(1, "ledger-worker", 400)
-	var appended progress
+	auditEvents := testEvents(2, 300)
+	var appended, auditAppended progress
 	var wg sync.WaitGroup
-	appendErr := make(chan error, 1)
-	wg.Go(func() { appendErr <- appendAll(ctx, appender, ledgerStream, events, 5*time.Millisecond, &appended) })
+	appendErrs := make(chan error, 2)
+	for _, w := range []struct {
+		key    client.ObjectKey
+		events []stream.EventData
+		p      *progress
+	}{{ledgerStream, events, &appended}, {audit, auditEvents, &auditAppended}} {
+		appender, err := stream.New(env.ClientAs(t, ns, "appender-"+w.key.Name, "worker_role.yaml"), stream.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { appendErrs <- appendAll(ctx, appender, w.key, w.events, 5*time.Millisecond, w.p) })
+	}
 	defer wg.Wait()
 	waitFor(ctx, t, "the manager to seal and project the ledger", func(ctx context.Context) (bool, string, error) {
 		es := &jobstatev1alpha1.EventStream{}
 		if err := env.Client.Get(ctx, ledgerStream, es); err != nil {
-			return false, "", err
+			return false, "not created yet", client.IgnoreNotFound(err)
 		}
 		projected := jobstate.ProjectedPosition(getJob(t, ledger))
 		return es.Head != nil && es.Head.First > 0 && projected > 0, fmt.Sprintf("head %+v, projected to %d", es.Head, projected), nil
@@ -132,7 +140,7 @@ func TestManagerKilledMidWork(t *testing.T) {
 		}
 	}
 	projectedAtKill := jobstate.ProjectedPosition(getJob(t, ledger))
-	t.Logf("killed the manager holding Leases %v, with %d of %d lost attempts not ended yet, the ledger projected to %d, %s appended", held, running, leaseJobs, projectedAtKill, appended.String())
+	t.Logf("killed the manager holding Leases %v, with %d of %d lost attempts not ended yet, the ledger projected to %d (%s appended), audit %s appended", held, running, leaseJobs, projectedAtKill, appended.String(), auditAppended.String())
 	if running == 0 || projectedAtKill == int64(len(events)-1) {
 		t.Fatal("the kill came after the work it was meant to interrupt")
 	}
@@ -141,8 +149,11 @@ func TestManagerKilledMidWork(t *testing.T) {
 
 	// Everything done, each once.
 	wg.Wait()
-	if err := <-appendErr; err != nil {
-		t.Fatal(err)
+	close(appendErrs)
+	for err := range appendErrs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(ctx, t, "the new manager to project the whole ledger", func(ctx context.Context) (bool, string, error) {
 		js := getJob(t, ledger)
@@ -195,30 +206,40 @@ func TestManagerKilledMidWork(t *testing.T) {
 	}
 	checkTransitionEvents(ctx, t, ns, jobs)
 
-	// The stream: every event once from what retention kept, segments
+	// The streams: every event once (from what retention kept), segments
 	// contiguous, reported complete.
-	s, err := readStored(ctx, ledgerStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := s.es.Head.First
-	if len(s.segments) > 0 {
-		first = s.segments[0].First
-	}
-	if err := s.check(first, idsOf(events)[first:]); err != nil {
-		t.Error(err)
-	}
-	if v := int64(len(events) - 1); first == 0 || first > v+1-maxEvents {
-		t.Errorf("retention kept events from %d, want from after 0 and at most %d (the newest %d)", first, v+1-maxEvents, maxEvents)
-	}
-	waitFor(ctx, t, "the manager to report the stream", func(ctx context.Context) (bool, string, error) {
-		es := &jobstatev1alpha1.EventStream{}
-		if err := env.Client.Get(ctx, ledgerStream, es); err != nil {
-			return false, "", err
+	for _, w := range []struct {
+		key       client.ObjectKey
+		events    []stream.EventData
+		retention bool
+	}{{ledgerStream, events, false}, {audit, auditEvents, true}} {
+		s, err := readStored(ctx, w.key)
+		if err != nil {
+			t.Fatal(err)
 		}
-		complete := meta.IsStatusConditionTrue(es.Status.Conditions, jobstatev1alpha1.ConditionSegmentsComplete)
-		return es.Status.Version == int64(len(events)-1) && complete, fmt.Sprintf("status %+v", es.Status), nil
-	})
+		first := s.es.Head.First
+		if len(s.segments) > 0 {
+			first = s.segments[0].First
+		}
+		if err := s.check(first, idsOf(w.events)[first:]); err != nil {
+			t.Errorf("stream %s: %v", w.key.Name, err)
+		}
+		v := int64(len(w.events) - 1)
+		switch {
+		case !w.retention && first != 0:
+			t.Errorf("stream %s keeps events from %d, want all", w.key.Name, first)
+		case w.retention && (first == 0 || first > v+1-maxEvents):
+			t.Errorf("stream %s: retention kept events from %d, want from after 0 and at most %d (the newest %d)", w.key.Name, first, v+1-maxEvents, maxEvents)
+		}
+		waitFor(ctx, t, "the manager to report stream "+w.key.Name, func(ctx context.Context) (bool, string, error) {
+			es := &jobstatev1alpha1.EventStream{}
+			if err := env.Client.Get(ctx, w.key, es); err != nil {
+				return false, "", err
+			}
+			complete := meta.IsStatusConditionTrue(es.Status.Conditions, jobstatev1alpha1.ConditionSegmentsComplete)
+			return es.Status.Version == v && complete, fmt.Sprintf("status %+v", es.Status), nil
+		})
+	}
 }
 
 // killHoldingALease stops the manager with SIGSTOP, and kills it with
