@@ -30,6 +30,11 @@ limitations under the License.
 // ServerHello negotiates either, and Close reports it. RESTConfig makes a
 // client config that negotiates what the proxy needs.
 //
+// Why not etcd's pkg/proxy (go.etcd.io/etcd/pkg/v3/proxy): it delays,
+// blackholes or rewrites the bytes of a connection, but cannot close it at
+// the start of a response, which is what makes a committed write's outcome
+// unknown to the client at once rather than at its timeout.
+//
 // What it does not do: tell requests apart. The n requests that lose their
 // response are the next n sent through the proxy, whatever they are; a
 // test arranges what those are (for example an Update of a carried object,

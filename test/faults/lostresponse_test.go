@@ -235,6 +235,33 @@ func TestLostAppendResponse(t *testing.T) {
 		}
 	})
 
+	t.Run("lost again while resolving", func(t *testing.T) {
+		key := client.ObjectKey{Namespace: ns, Name: "lost-thrice"}
+		if _, err := streams.Append(ctx, key, []stream.EventData{event(eventID(4, 0))}, stream.ExpectVersion(stream.NoStream)); err != nil {
+			t.Fatal(err)
+		}
+		// The write's response, and those of the next two requests that
+		// resolve it.
+		lost := p.Lost()
+		p.LoseResponses(3)
+		start := time.Now()
+		res, err := streams.Append(ctx, key, []stream.EventData{event(eventID(4, 1))}, stream.ExpectVersion(0))
+		t.Logf("resolved in %s", time.Since(start).Round(time.Millisecond))
+		if n := p.Lost() - lost; n != 3 {
+			t.Fatalf("the proxy lost %d responses, want 3", n)
+		}
+		if err != nil || res.Version != 1 || !slices.Equal(res.Positions, []int64{1}) {
+			t.Errorf("Append whose responses were lost three times: %+v, %v; want success at position 1", res, err)
+		}
+		s, err := readStored(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.check(0, []string{eventID(4, 0), eventID(4, 1)}); err != nil {
+			t.Error(err)
+		}
+	})
+
 	t.Run("broken: a retry with new ids", func(t *testing.T) {
 		key := client.ObjectKey{Namespace: ns, Name: "new-ids"}
 		if _, err := streams.Append(ctx, key, []stream.EventData{event(eventID(2, 0))}, stream.AppendOptions{}); err != nil {
