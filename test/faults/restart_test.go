@@ -37,8 +37,9 @@ import (
 // TestAPIServerRestart: the kube-apiserver is stopped and started again
 // on the same etcd while three workers update one JobState, two append to
 // streams (one of them an event-sourced JobState's) and the manager seals
-// and projects. Nobody is restarted or reconnected by the test. Afterwards
-// every acknowledged update is applied exactly once (and no failed one),
+// and projects. Nobody is restarted or reconnected by the test, and every
+// worker gets work acknowledged after the restart. Afterwards every
+// acknowledged update is applied exactly once (and no failed one),
 // every stream holds each acknowledged event exactly once at gap-free
 // positions with contiguous segments, the manager has projected the whole
 // lifecycle (nothing rejected), sealed and reported the streams, and
@@ -60,9 +61,10 @@ func TestAPIServerRestart(t *testing.T) {
 	audit := testEvents(2, 160)
 
 	// Each worker its own identity and clients, as separate pods would be.
-	const updaters, quota = 3, 30
+	const updaters, quota = 3, 60
 	var o outcomes
 	progresses := make([]*progress, updaters+2)
+	targets := make([]int64, updaters+2) // what each worker must get acknowledged
 	errs := make(chan error, len(progresses))
 	var wg sync.WaitGroup
 	for i := range updaters {
@@ -72,7 +74,7 @@ func TestAPIServerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := &progress{}
-		progresses[i] = p
+		progresses[i], targets[i] = p, quota
 		wg.Go(func() { errs <- updateAll(ctx, jobs, counter, name, quota, 40*time.Millisecond, &o, p) })
 	}
 	for i, w := range []struct {
@@ -84,7 +86,7 @@ func TestAPIServerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := &progress{}
-		progresses[updaters+i] = p
+		progresses[updaters+i], targets[updaters+i] = p, int64(len(w.events))
 		key := client.ObjectKey{Namespace: ns, Name: w.name}
 		wg.Go(func() { errs <- appendAll(ctx, streams, key, w.events, 10*time.Millisecond, p) })
 	}
@@ -110,7 +112,9 @@ func TestAPIServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("kube-apiserver stopped in %s, down for %s", stopped.Sub(stopping).Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
+	atRestart := make([]int64, len(progresses))
 	for i, p := range progresses {
+		atRestart[i] = p.done.Load()
 		t.Logf("worker %d at the restart: %s", i, p)
 	}
 
@@ -122,8 +126,12 @@ func TestAPIServerRestart(t *testing.T) {
 		}
 	}
 	failures := int64(0)
-	for _, p := range progresses {
+	for i, p := range progresses {
 		failures += p.errors.Load()
+		// It carried on after the restart, by itself, to the end.
+		if atRestart[i] >= targets[i] || p.done.Load() != targets[i] {
+			t.Errorf("worker %d: %d of %d done when the API server was back, %d in the end; want work after the restart and all of it done", i, atRestart[i], targets[i], p.done.Load())
+		}
 	}
 	if failures == 0 {
 		t.Error("no worker call failed: the restart did not hit the workers")
