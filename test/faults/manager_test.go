@@ -70,7 +70,10 @@ func TestManagerKilledMidWork(t *testing.T) {
 	// manager projects and seals every ~32 events; and a stream of 300
 	// events of which retention keeps the newest 100. (Not the ledger's:
 	// retention deletes sealed events whether or not they were projected,
-	// see the commit that introduced this test.)
+	// and the new manager's JobState worker waits up to 15s for the Lease
+	// the killed one held, projecting nothing meanwhile, while the
+	// EventStream controller seals on: with maxEvents 200 the ledger lost
+	// events 140-156 before they were projected, a terminal error.)
 	ledger := client.ObjectKey{Namespace: ns, Name: "ledger"}
 	ledgerStream := client.ObjectKey{Namespace: ns, Name: "ledger-events"}
 	audit := client.ObjectKey{Namespace: ns, Name: "audit"}
@@ -111,7 +114,7 @@ func TestManagerKilledMidWork(t *testing.T) {
 		}
 		wg.Go(func() { appendErrs <- appendAll(ctx, appender, w.key, w.events, 5*time.Millisecond, w.p) })
 	}
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // on failure too: the appenders stop
 	waitFor(ctx, t, "the manager to seal and project the ledger", func(ctx context.Context) (bool, string, error) {
 		es := &jobstatev1alpha1.EventStream{}
 		if err := env.Client.Get(ctx, ledgerStream, es); err != nil {

@@ -67,6 +67,7 @@ func TestAPIServerRestart(t *testing.T) {
 	targets := make([]int64, updaters+2) // what each worker must get acknowledged
 	errs := make(chan error, len(progresses))
 	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }() // on failure too: the workers stop
 	for i := range updaters {
 		name := fmt.Sprintf("updater-%d", i)
 		jobs, err := jobstate.New(env.ClientAs(t, ns, name, "worker_role.yaml"), jobstate.Options{Identity: name})
