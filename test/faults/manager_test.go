@@ -19,6 +19,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -330,4 +331,100 @@ func checkTransitionEvents(ctx context.Context, t *testing.T, ns string, jobs []
 		}
 	}
 	t.Logf("transition Events per job: %s", strings.Join(recorded, " "))
+}
+
+// TestManagerKilledMidSeal: the manager is killed with SIGKILL between
+// creating a segment and moving the head past its events (caught by
+// stopping it until a segment of events still in the head exists), while a
+// worker appends 300 events; a new manager is started. The new manager's
+// seal adopts the segment, and the stream holds every event once, in
+// segments that are contiguous and verified against the head's chain.
+func TestManagerKilledMidSeal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ns := env.Namespace(t)
+	mgr1 := startManager(t, "manager-1")
+	key := client.ObjectKey{Namespace: ns, Name: "sealed-under-fire"}
+	events := testEvents(3, 300)
+	appender, err := stream.New(env.ClientAs(t, ns, "appender", "worker_role.yaml"), stream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appended progress
+	var wg sync.WaitGroup
+	appendErr := make(chan error, 1)
+	wg.Go(func() { appendErr <- appendAll(ctx, appender, key, events, 2*time.Millisecond, &appended) })
+	defer func() { cancel(); wg.Wait() }() // on failure too: the appender stops
+
+	waitFor(ctx, t, "the manager to seal a first segment", func(ctx context.Context) (bool, string, error) {
+		es := &jobstatev1alpha1.EventStream{}
+		if err := env.Client.Get(ctx, key, es); err != nil {
+			return false, "not created yet", client.IgnoreNotFound(err)
+		}
+		return es.Head != nil && es.Head.First > 0, fmt.Sprintf("head %+v", es.Head), nil
+	})
+	orphan := killMidSeal(ctx, t, mgr1, key, 8*time.Second)
+	t.Logf("killed the manager with segment %q created and the head not moved past it, %s appended", orphan, appended.String())
+	time.Sleep(500 * time.Millisecond)
+	startManager(t, "manager-2")
+
+	wg.Wait()
+	if err := <-appendErr; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "the new manager to report the stream", func(ctx context.Context) (bool, string, error) {
+		es := &jobstatev1alpha1.EventStream{}
+		if err := env.Client.Get(ctx, key, es); err != nil {
+			return false, "", err
+		}
+		complete := meta.IsStatusConditionTrue(es.Status.Conditions, jobstatev1alpha1.ConditionSegmentsComplete)
+		return es.Status.Version == int64(len(events)-1) && complete, fmt.Sprintf("status %+v", es.Status), nil
+	})
+	s, err := readStored(ctx, key) // Read checks each segment against the chain
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.check(0, idsOf(events)); err != nil {
+		t.Error(err)
+	}
+	if orphan != "" && !slices.ContainsFunc(s.segments, func(r stream.SegmentRef) bool { return r.Name == orphan }) {
+		t.Errorf("segment %s, created by the killed manager, is not among the sealed segments %v", orphan, s.segments)
+	}
+}
+
+// killMidSeal stops the manager with SIGSTOP, and kills it with SIGKILL if
+// the stream key has a segment of events its head still holds (a seal
+// between its two writes); otherwise it continues it and looks again, for
+// up to patience, and then kills it anyway. It returns that segment's
+// name, or "".
+func killMidSeal(ctx context.Context, t *testing.T, mgr *process, key client.ObjectKey, patience time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		mgr.signal(t, syscall.SIGSTOP)
+		es := &jobstatev1alpha1.EventStream{}
+		err := env.Client.Get(ctx, key, es)
+		if client.IgnoreNotFound(err) != nil {
+			t.Fatal(err)
+		}
+		var segs metav1.PartialObjectMetadataList
+		segs.SetGroupVersionKind(jobstatev1alpha1.GroupVersion.WithKind("EventSegmentList"))
+		if err == nil && es.Head != nil {
+			if err := env.Client.List(ctx, &segs, client.InNamespace(key.Namespace), client.MatchingLabels{stream.LabelStreamUID: string(es.UID)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, seg := range segs.Items {
+			if first, ok := strings.CutPrefix(seg.Name, key.Name+"."); ok && first >= fmt.Sprintf("%012d", es.Head.First) {
+				mgr.kill(t)
+				return seg.Name
+			}
+		}
+		if time.Now().After(deadline) {
+			mgr.kill(t)
+			return ""
+		}
+		mgr.signal(t, syscall.SIGCONT)
+		time.Sleep(2 * time.Millisecond)
+	}
 }
