@@ -21,6 +21,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -66,6 +67,11 @@ type Env struct {
 	Client client.WithWatch
 
 	env *envtest.Environment
+	// dir holds the certificates and etcd data of a control plane made by
+	// StartRestartable; "" otherwise. apiserverLog is kube-apiserver's
+	// output there.
+	dir          string
+	apiserverLog *os.File
 }
 
 // Scheme returns a scheme with the client-go types and jobstate's API.
@@ -98,15 +104,23 @@ func AssetsDir() string {
 
 // Start starts kube-apiserver and etcd and installs the CRDs and the
 // admission policies. It fails with a hint when the binaries are missing.
-func Start() (*Env, error) {
-	assets := AssetsDir()
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		return nil, fmt.Errorf("no kube-apiserver in %s: run `make envtest-assets` (builds it from the Go module proxy)", assets)
-	}
-	env := &envtest.Environment{
+func Start() (*Env, error) { return startEnvironment(newEnvironment()) }
+
+// newEnvironment is the envtest environment of jobstate's tests: its CRDs,
+// the binaries of AssetsDir.
+func newEnvironment() *envtest.Environment {
+	return &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
+		BinaryAssetsDirectory: AssetsDir(),
+	}
+}
+
+// startEnvironment starts env's processes and installs what Start says.
+func startEnvironment(env *envtest.Environment) (*Env, error) {
+	assets := env.BinaryAssetsDirectory
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		return nil, fmt.Errorf("no kube-apiserver in %s: run `make envtest-assets` (builds it from the Go module proxy)", assets)
 	}
 	if _, err := env.Start(); err != nil {
 		// Start can fail after the processes are up (a CRD that does not
@@ -153,6 +167,12 @@ func (e *Env) installAdmission() error {
 	if err := e.createPolicies(ctx); err != nil {
 		return err
 	}
+	return e.waitAdmission(ctx)
+}
+
+// waitAdmission waits until the API server enforces config/admission's
+// policies.
+func (e *Env) waitAdmission(ctx context.Context) error {
 	c, err := e.adminClient("admission-probe")
 	if err != nil {
 		return err
@@ -247,7 +267,8 @@ func (e *Env) creatorClient(ctx context.Context) (client.Client, error) {
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "admission-probe-creator"}},
 	}
 	for _, obj := range []client.Object{role, binding} {
-		if err := e.Client.Create(ctx, obj); err != nil {
+		// A restarted API server has them from the first wait.
+		if err := e.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
 	}
@@ -344,8 +365,15 @@ func (e *Env) AdminAs(t testing.TB, user string) client.WithWatch {
 	return c
 }
 
-// Stop stops the control plane.
-func (e *Env) Stop() error { return e.env.Stop() }
+// Stop stops the control plane, and removes the directory of a restartable
+// one.
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	if e.dir != "" {
+		err = errors.Join(err, e.apiserverLog.Close(), os.RemoveAll(e.dir))
+	}
+	return err
+}
 
 // Namespace creates a namespace with a random name for one test.
 func (e *Env) Namespace(t testing.TB) string {
@@ -361,12 +389,15 @@ func (e *Env) Namespace(t testing.TB) string {
 // *env for the tests to use. Call it from TestMain. A fuzzing run (-fuzz,
 // with -run '^$') starts none: its targets are pure, and each fuzz worker
 // process would start its own.
-func Main(m *testing.M, env **Env) {
+func Main(m *testing.M, env **Env) { run(m, env, Start) }
+
+// run is Main with the control plane start makes.
+func run(m *testing.M, env **Env, start func() (*Env, error)) {
 	flag.Parse()
 	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
 		os.Exit(m.Run())
 	}
-	e, err := Start()
+	e, err := start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
