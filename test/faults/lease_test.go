@@ -71,7 +71,11 @@ func storedReport(t *testing.T, key client.ObjectKey) (string, int64) {
 	if err := env.Client.Get(t.Context(), key, cm); err != nil {
 		t.Fatal(err)
 	}
-	return cm.Data["writer"], tokenField.Get(cm)
+	token, err := tokenField.Get(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm.Data["writer"], token
 }
 
 // TestPausedLockHolderIsFenced: holder 1 has read the report and is about
