@@ -88,9 +88,29 @@ const timerAppendTimeout = 5 * time.Second
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams,verbs=get;list;watch
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;watch
 
+// lockWait bounds how long a reconcile waits for a JobState's Lease
+// (lockPolicy Lease) held by a worker; lockRetry is when it tries again.
+// The reconcile workers serve every JobState: one held Lease — a worker's
+// long write, or a killed manager's own until its TTL passes — must not
+// stall the others.
+const (
+	lockWait  = 2 * time.Second
+	lockRetry = time.Second
+)
+
 // Reconcile brings one JobState up to date with the clock, or, if it is
-// event-sourced (spec.eventStreamRef), with its stream.
+// event-sourced (spec.eventStreamRef), with its stream. A JobState whose
+// Lease stays held for lockWait is tried again after lockRetry.
 func (r *JobStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if errors.Is(err, lease.ErrTimeout) {
+		logf.FromContext(ctx).Info("JobState Lease held by another holder; trying again", "after", lockRetry, "error", err.Error())
+		return ctrl.Result{RequeueAfter: lockRetry}, nil
+	}
+	return res, err
+}
+
+func (r *JobStateReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	js := &jobstatev1alpha1.JobState{}
 	if err := r.Get(ctx, req.NamespacedName, js); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -311,7 +331,7 @@ func (r *JobStateReconciler) init() error {
 		Identity:    ControllerIdentity,
 		Clock:       r.Clock,
 		Update:      update.Options{LiveReader: r.APIReader},
-		Lease:       lease.Options{Clock: r.Clock},
+		Lease:       lease.Options{Clock: r.Clock, AcquireTimeout: lockWait},
 		LeaseClient: r.LeaseClient,
 	})
 	return err
