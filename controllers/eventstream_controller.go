@@ -17,9 +17,11 @@ limitations under the License.
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -35,6 +37,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
@@ -76,6 +79,8 @@ type EventStreamReconciler struct {
 // Segments set blockOwnerDeletion on their stream.
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams/finalizers,verbs=update
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;watch;create;delete
+// Retention keeps what the JobStates projected from a stream still need.
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // errUnstamped: an append landed between Seal and the status write.
@@ -227,6 +232,18 @@ func (r *EventStreamReconciler) reconcileRetention(ctx context.Context, es *jobs
 		return nil, 0, fmt.Errorf("listing segments: %w", err)
 	}
 	expired, next := expiredSegments(es, segs, now)
+	if expired > 0 {
+		held, err := r.heldByProjection(ctx, es, segs[:expired])
+		if err != nil {
+			return segs, 0, err
+		}
+		if held > 0 {
+			expired -= held
+			// Look again soon: the projection moves on without touching
+			// the stream.
+			next = min(cmp.Or(next, r.StatusInterval), r.StatusInterval)
+		}
+	}
 	for _, s := range segs[:expired] {
 		uid := s.UID
 		seg := &jobstatev1alpha1.EventSegment{}
@@ -237,6 +254,32 @@ func (r *EventStreamReconciler) reconcileRetention(ctx context.Context, es *jobs
 		logf.FromContext(ctx).Info("Deleted segment for retention", "segment", s.Name, "first", s.First, "last", s.Last)
 	}
 	return segs[expired:], next, nil
+}
+
+// heldByProjection returns how many of the expired segments (the newest
+// first) hold events that a JobState projected from es has not applied
+// yet: retention keeps them, or the JobState could never be projected (its
+// projection would find a gap). It reads the JobStates of es's namespace
+// from the manager's cache; one behind keeps more, never less.
+func (r *EventStreamReconciler) heldByProjection(ctx context.Context, es *jobstatev1alpha1.EventStream, expired []stream.SegmentRef) (int, error) {
+	var jobs jobstatev1alpha1.JobStateList
+	if err := r.List(ctx, &jobs, client.InNamespace(es.Namespace)); err != nil {
+		return 0, fmt.Errorf("listing the JobStates projected from the stream: %w", err)
+	}
+	floor := int64(math.MaxInt64) // the first position some projection still needs
+	for i := range jobs.Items {
+		if ref := jobs.Items[i].Spec.EventStreamRef; ref != nil && ref.Name == es.Name {
+			floor = min(floor, jobstate.ProjectedPosition(&jobs.Items[i])+1)
+		}
+	}
+	held := 0
+	for i := len(expired) - 1; i >= 0 && expired[i].Last >= floor; i-- {
+		held++
+	}
+	if held > 0 {
+		logf.FromContext(ctx).Info("Retention waits for projection", "segments", held, "projectedUpTo", floor-1)
+	}
+	return held, nil
 }
 
 // expiredSegments returns how many of the oldest segments retention

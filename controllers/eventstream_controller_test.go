@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
@@ -216,6 +217,51 @@ func TestEventStreamRetention(t *testing.T) {
 		t.Fatalf("SegmentsComplete after retention = %+v", c)
 	}
 
+}
+
+// TestRetentionWaitsForProjection: retention keeps the segments holding
+// events that a JobState projected from the stream has not applied yet
+// (here: up to position 99 of 400), and looks again within StatusInterval;
+// once the projection has moved on, the segments go as maxEvents says.
+// Before, retention deleted them, and the JobState's projection stopped for
+// good at the gap.
+func TestRetentionWaitsForProjection(t *testing.T) {
+	h := newStreamHarness(t)
+	h.append(400)
+	es := h.sealedStream()
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: h.key.Namespace, Name: "projected"}}
+	js.Spec.EventStreamRef = &jobstatev1alpha1.EventStreamReference{Name: h.key.Name}
+	if err := env.Client.Create(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
+	if err := lifecycle.DoInitialize(js, t0); err != nil {
+		t.Fatal(err)
+	}
+	project := func(position int64) {
+		t.Helper()
+		js.Status.Projection = &jobstatev1alpha1.ProjectionStatus{Position: ptr.To(position)}
+		if err := env.Client.Status().Update(t.Context(), js); err != nil {
+			t.Fatal(err)
+		}
+	}
+	project(99)
+	es.Spec.Retention = &jobstatev1alpha1.RetentionPolicy{MaxEvents: ptr.To[int64](150)}
+	if err := env.Client.Update(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	res := h.reconcile()
+	if first := h.get().Status.FirstPosition; first > 100 {
+		t.Fatalf("retention removed events up to %d, but the JobState has projected only up to 99", first-1)
+	}
+	if res.RequeueAfter == 0 || res.RequeueAfter > h.r.StatusInterval {
+		t.Errorf("RequeueAfter = %s, want at most StatusInterval (%s) while retention waits", res.RequeueAfter, h.r.StatusInterval)
+	}
+	project(399)
+	h.clock.Step(h.r.StatusInterval)
+	h.reconcile()
+	if first := h.get().Status.FirstPosition; first <= 100 || first > 250 {
+		t.Fatalf("after the projection moved on: first position %d, want past 100 and at most 250 (maxEvents 150)", first)
+	}
 }
 
 func TestEventStreamRetentionByAge(t *testing.T) {
