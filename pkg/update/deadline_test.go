@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,16 +141,19 @@ func TestShortDeadlinesDoNotFailOtherCallers(t *testing.T) {
 }
 
 // TestCallerLeavingAWriteInFlightGetsUnknownOutcome: the write carrying two
-// callers' actions hangs; the caller with a short deadline returns at its
-// deadline with ErrOutcomeUnknown, while the other waits for the write and
-// succeeds. The write was stored, with both actions.
+// callers' actions hangs; the caller whose context is cancelled meanwhile
+// returns at once with ErrOutcomeUnknown, while the other waits for the
+// write and succeeds. The write was stored, with both actions.
 func TestCallerLeavingAWriteInFlightGetsUnknownOutcome(t *testing.T) {
 	key := newJobState(t)
 	hold, held := make(chan struct{}), make(chan struct{}, 1)
-	var once sync.Once
+	var writes atomic.Int32
 	c := interceptor.NewClient(env.Client, interceptor.Funcs{
 		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-			once.Do(func() { held <- struct{}{}; <-hold })
+			if writes.Add(1) == 2 { // the batch of the two callers
+				held <- struct{}{}
+				<-hold
+			}
 			return c.SubResource(sub).Update(ctx, obj, opts...)
 		},
 	})
@@ -160,30 +164,35 @@ func TestCallerLeavingAWriteInFlightGetsUnknownOutcome(t *testing.T) {
 	obj := func() *jobstatev1alpha1.JobState {
 		return &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	}
-	// Both actions wait until both callers are queued, so they share the
-	// first batch, whoever the committer takes first.
+	// A first call's action waits until the two callers are queued behind
+	// it, so that they share the next batch.
 	queued := make(chan struct{})
-	gate := func(id string) update.Action[*jobstatev1alpha1.JobState] {
-		return func(js *jobstatev1alpha1.JobState) error { <-queued; return markCall(id)(js) }
-	}
-	shortCtx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	first := make(chan error, 1)
+	go func() {
+		first <- u.Update(t.Context(), obj(), func(js *jobstatev1alpha1.JobState) error { <-queued; return markCall("first")(js) })
+	}()
+	time.Sleep(50 * time.Millisecond)
+	shortCtx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	errs := make(chan error, 2)
-	go func() { errs <- u.Update(shortCtx, obj(), gate("short")) }()
+	errs := make(chan error, 1)
+	go func() { errs <- u.Update(shortCtx, obj(), markCall("short")) }()
 	longDone := make(chan error, 1)
-	go func() { longDone <- u.Update(t.Context(), obj(), gate("long")) }()
+	go func() { longDone <- u.Update(t.Context(), obj(), markCall("long")) }()
 	time.Sleep(50 * time.Millisecond)
 	close(queued)
-	<-held // the write is in flight
-
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	<-held // the two callers' write is in flight
+	cancel()
 	select {
 	case err := <-errs:
-		if !errors.Is(err, update.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("short caller: %v, want ErrOutcomeUnknown wrapping its deadline", err)
+		if !errors.Is(err, update.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled caller: %v, want ErrOutcomeUnknown wrapping its context's error", err)
 		}
 	case <-time.After(5 * time.Second):
 		close(hold)
-		t.Fatalf("the short caller did not return at its deadline while its write was held: %v", <-errs)
+		t.Fatalf("the cancelled caller did not return while its write was held: %v", <-errs)
 	}
 	select {
 	case err := <-longDone:
@@ -199,7 +208,7 @@ func TestCallerLeavingAWriteInFlightGetsUnknownOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := jobstate.Data(live)
-	if data["short"] != true || data["long"] != true || data["counter"] != 2.0 {
-		t.Errorf("stored data = %v, want both calls, counted once each", data)
+	if data["first"] != true || data["short"] != true || data["long"] != true || data["counter"] != 3.0 {
+		t.Errorf("stored data = %v, want the three calls, counted once each", data)
 	}
 }
