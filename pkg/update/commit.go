@@ -32,7 +32,14 @@ import (
 func (u *Updater[T]) commitBatch(q *queue[T]) {
 	ctx, cancel := batchContext(q.batch)
 	defer cancel()
+	defer q.losing(0, nil)
 	stored, err := u.commitOnce(ctx, q)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrOutcomeUnknown) {
+		// Every caller's context ended, and nothing was written for them
+		// since: each gets what it would have got leaving on its own.
+		u.settleEach(q, func(r *request[T]) error { return u.leftErr(q, r) })
+		return
+	}
 	if err == nil || len(q.batch) == 1 || !rejected(err) {
 		u.settle(q, stored, err)
 		return
@@ -89,6 +96,7 @@ func refused(err error) bool {
 // batch left unchanged) and the batch's error. A write that failed without
 // a refusal is an *UnknownOutcomeError, and is not retried.
 func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T]) (stored T, err error) {
+	q.losing(0, nil)
 	delay := u.backoff.DelayFunc()
 	var conflict error // the last one, reported when attempts or time run out
 	attempt := 1
@@ -104,6 +112,7 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T]) (stored T, err
 			break
 		}
 		conflict = err
+		q.losing(attempt, err)
 	}
 	// A losing streak ended by the attempts or the context is a conflict;
 	// attempt is then one past the last write tried.
@@ -251,6 +260,18 @@ func (u *Updater[T]) settle(q *queue[T], stored T, err error) {
 		default:
 			stored.DeepCopyInto(r.obj)
 			r.finish(nil)
+		}
+	}
+}
+
+// settleEach finishes every request of q's batch still waiting with the
+// error errOf gives it.
+func (u *Updater[T]) settleEach(q *queue[T], errOf func(*request[T]) error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range q.batch {
+		if r.state.Load() != finished {
+			r.finish(errOf(r))
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -210,5 +211,39 @@ func TestCallerLeavingAWriteInFlightGetsUnknownOutcome(t *testing.T) {
 	data, _ := jobstate.Data(live)
 	if data["first"] != true || data["short"] != true || data["long"] != true || data["counter"] != 3.0 {
 		t.Errorf("stored data = %v, want the three calls, counted once each", data)
+	}
+}
+
+// TestTimeoutDuringALosingStreakIsAConflict: an Update whose first write
+// conflicts and whose deadline passes while it tries again (here: during
+// its second action) fails with a *ConflictError (apierrors.IsConflict)
+// that also matches the deadline, and nothing of it is stored.
+func TestTimeoutDuringALosingStreakIsAConflict(t *testing.T) {
+	key := newJobState(t)
+	u := newUpdater(t, update.Options{Status: true})
+	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	calls := 0
+	err := u.Update(ctx, js, func(js *jobstatev1alpha1.JobState) error {
+		if calls++; calls > 1 {
+			<-ctx.Done()
+		}
+		if err := incrementElsewhere(t, key); err != nil {
+			return err
+		}
+		js.Status.Progress = 7
+		return nil
+	})
+	var conflict *update.ConflictError
+	if !errors.As(err, &conflict) || conflict.Attempts != 1 || !apierrors.IsConflict(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a *ConflictError after 1 attempt matching context.DeadlineExceeded", err)
+	}
+	live := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(t.Context(), key, live); err != nil {
+		t.Fatal(err)
+	}
+	if live.Status.Progress == 7 {
+		t.Error("the timed-out Update's change was stored")
 	}
 }

@@ -18,6 +18,7 @@ package update
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -103,6 +104,10 @@ type queue[T Object[T]] struct {
 	mu      sync.Mutex
 	busy    bool          // a committer is running; guarded by mu
 	pending []*request[T] // guarded by mu
+	// The batch's losing streak so far: attempts that conflicted, and the
+	// last conflict; guarded by mu.
+	attempts int
+	conflict error
 
 	// The committer's own.
 	batch  []*request[T] // the requests being committed
@@ -142,13 +147,32 @@ func (u *Updater[T]) leave(q *queue[T], req *request[T]) {
 		q.pending = slices.DeleteFunc(q.pending, func(r *request[T]) bool { return r == req })
 		req.finish(req.ctx.Err())
 	case taken:
-		req.finish(req.ctx.Err())
+		req.finish(u.leftErr(q, req))
 	case writing:
 		req.finish(&UnknownOutcomeError{Kind: u.kind, Key: q.key, Err: req.ctx.Err()})
 	}
 	q.mu.Unlock()
 	req.running.Lock() // an action call in progress ends first
 	req.running.Unlock()
+}
+
+// leftErr is the outcome of req, whose context ended while it was in a
+// batch but in no write: its context's error, or, if the batch was waiting
+// out a conflict, a *ConflictError that also matches the context's error.
+// The caller holds the queue's mu.
+func (u *Updater[T]) leftErr(q *queue[T], req *request[T]) error {
+	if q.conflict == nil {
+		return req.ctx.Err()
+	}
+	return &ConflictError{Kind: u.kind, Key: q.key, Attempts: q.attempts, Err: errors.Join(q.conflict, req.ctx.Err())}
+}
+
+// losing records that the batch's attempt n ended in conflict err (n 0:
+// the batch is done), for callers leaving meanwhile.
+func (q *queue[T]) losing(n int, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.attempts, q.conflict = n, err
 }
 
 // finish records err as r's outcome and wakes its caller. The caller holds

@@ -106,9 +106,9 @@ func printLedger(rows []ledgerRow) {
 
 func printMemory(m *memory) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RSS\tfirst report\tend\tpeak\tend / first")
+	fmt.Fprintln(tw, "RSS\tbaseline\tend\tpeak\tend / baseline")
 	for i, p := range m.procs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\n", p.name, fmtKiB(m.first[i]), fmtKiB(m.last[i]), fmtKiB(m.peak[i]), m.growth(i))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\n", p.name, fmtKiB(m.base[i]), fmtKiB(m.last[i]), fmtKiB(m.peak[i]), m.growth(i))
 	}
 	_ = tw.Flush()
 }

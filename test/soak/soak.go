@@ -225,18 +225,16 @@ func (s *soak) runLoad(mgr *manager, mem *memory) time.Duration {
 	}
 	tick := time.NewTicker(s.o.report)
 	defer tick.Stop()
-	// The memory baseline: at the first report, or halfway through a run
-	// shorter than two reports.
-	baseline := time.NewTimer(min(s.o.report, s.o.duration/2))
+	// The memory baseline, after the warm-up: a third of the run, at
+	// least one report, at most half the run.
+	baseline := time.NewTimer(min(max(s.o.report, s.o.duration/3), s.o.duration/2))
 	defer baseline.Stop()
 	last := begin
 	for load.Err() == nil {
 		select {
 		case <-load.Done():
 		case <-baseline.C:
-			if mem.samples == 0 {
-				mem.sample()
-			}
+			mem.baseline()
 		case <-mgr.exited:
 			fmt.Printf("the manager exited: %v\n", mgr.err)
 			stop()
