@@ -232,15 +232,6 @@ func updateAs[T client.Object](mutate func(T)) objectWrite {
 	}
 }
 
-// statusUpdateAs writes obj changed by mutate through the status
-// subresource.
-func statusUpdateAs[T client.Object](mutate func(T)) objectWrite {
-	return func(ctx context.Context, c client.Client, obj client.Object) error {
-		mutate(obj.(T))
-		return c.Status().Update(ctx, obj)
-	}
-}
-
 // mergePatch sends a JSON merge patch (no precondition), as kubectl patch
 // --type=merge does.
 func mergePatch(patch string) objectWrite {

@@ -152,7 +152,10 @@ func (u *Updater[T]) leave(q *queue[T], req *request[T]) {
 		req.finish(&UnknownOutcomeError{Kind: u.kind, Key: q.key, Err: req.ctx.Err()})
 	}
 	q.mu.Unlock()
-	req.running.Lock() // an action call in progress ends first
+	// An action call in progress ends first (the committer holds running
+	// while it calls the action, and calls no more once req is finished).
+	req.running.Lock()
+	//lint:ignore SA2001 the lock is the wait
 	req.running.Unlock()
 }
 
