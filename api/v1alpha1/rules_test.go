@@ -331,6 +331,7 @@ const (
 	msgSealedChanges   = "head.sealed changes only when events are sealed (head.first grows), and head.sealed.from never"
 	msgSealedChars     = "head.sealedChars may only grow, and only when events are sealed (head.first grows)"
 	msgVersionDecrease = "head.version may not decrease: committed events cannot be removed"
+	msgUnstampedBack   = "head.unstamped.from may not decrease: events whose commit revision is recorded cannot be made the latest write's again"
 	msgUnstamped       = "the commit revision of this stream's latest append is not recorded yet: a status write waits until pkg/stream records it (stream.Seal); any other write is recorded by config/admission's eventstream-stamp policy, if it is installed. Retry in a second"
 	msgStreamName      = "metadata.name of an EventStream has at most 240 characters (its segments append a 13-character suffix)"
 	msgMaxAge          = "spec.retention.maxAge must be a positive Go duration, e.g. 720h or 90m"
@@ -407,6 +408,8 @@ func ruleCases() []ruleCase {
 			field: "head", want: []string{msgVersionDecrease}},
 		{rule: head(msgVersionDecrease), name: "remove the head (it defaults to an empty one)", stored: streamAt(0, 3),
 			write: mergePatch(`{"head":null}`), field: "head", want: []string{msgVersionDecrease}},
+		{rule: head(msgUnstampedBack), name: "move unstamped.from back over recorded events", stored: streamAt(0, 3),
+			write: mergePatch(`{"head":{"unstamped":{"from":2,"base":"999"}}}`), field: "head", want: []string{msgUnstampedBack}},
 		// (A label is accepted: the eventstream-stamp policy records the
 		// revision for it; see pkg/stream's TestForeignWritesRecordTheCommitRevision.)
 		{rule: head(msgUnstamped), name: "status write before the append is recorded", stored: unstampedStream,
