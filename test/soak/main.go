@@ -63,8 +63,8 @@ limitations under the License.
 // exits non-zero if anything was lost, duplicated or phantom, two holders
 // overlapped, a finished JobState was not deleted by the manager, the
 // manager exited, or the manager's or kube-apiserver's RSS grew by more
-// than -max-rss-growth between the baseline (a third into the run, after
-// the warm-up) and the end.
+// than -max-rss-growth between the baseline (halfway through the run,
+// after the warm-up) and the end.
 //
 // Run it with `make soak DURATION=10m` or `go run ./test/soak -duration=10m
 // [-report 1m] [-max-rss-growth 1.5] [-think 10ms] [-short-every 20]
@@ -92,8 +92,8 @@ type options struct {
 	// report is the interval of the progress lines.
 	report time.Duration
 	// maxRSSGrowth is the largest acceptable ratio of the manager's and
-	// kube-apiserver's RSS at the end to their RSS at the baseline, a third
-	// into the run.
+	// kube-apiserver's RSS at the end to their RSS at the baseline, halfway
+	// through the run.
 	maxRSSGrowth float64
 	// think bounds the random pause of a goroutine between two calls.
 	think time.Duration
@@ -111,7 +111,7 @@ func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 2*time.Minute, "how long the load runs")
 	flag.DurationVar(&o.report, "report", time.Minute, "interval of the progress lines")
-	flag.Float64Var(&o.maxRSSGrowth, "max-rss-growth", 1.5, "largest acceptable RSS at the end / RSS at the baseline (a third into the run), for the manager and kube-apiserver")
+	flag.Float64Var(&o.maxRSSGrowth, "max-rss-growth", 1.5, "largest acceptable RSS at the end / RSS halfway through the run, for the manager and kube-apiserver")
 	flag.DurationVar(&o.think, "think", 10*time.Millisecond, "upper bound of the random pause between two calls of one goroutine")
 	flag.IntVar(&o.shortEvery, "short-every", 20, "one call in N of inc, append and acquire gets a 1-10ms deadline (0: none)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with the manager's log")
