@@ -314,7 +314,9 @@ func TestOutcomeOf(t *testing.T) {
 		{&update.UnknownOutcomeError{Err: errors.New("connection reset")}, Unknown},
 		{apierrors.NewInternalError(errors.New("etcd")), Unknown},
 		{io.ErrUnexpectedEOF, Unknown},
-		{&lease.TimeoutError{Err: context.DeadlineExceeded}, Unknown},
+		// Acquire gave up waiting (no take in flight): the lock was not taken.
+		{&lease.TimeoutError{Err: context.DeadlineExceeded}, Refused},
+		{&update.UnknownOutcomeError{Kind: "Lease", Err: &lease.TimeoutError{Err: context.DeadlineExceeded}}, Unknown},
 		{apierrors.NewConflict(gr, "job", errors.New("changed")), Refused},
 		{&update.ConflictError{Attempts: 3, Err: apierrors.NewConflict(gr, "job", errors.New("changed"))}, Refused},
 		{fmt.Errorf("appending: %w", &stream.VersionConflictError{Expected: 1, Actual: 2}), Refused},

@@ -65,6 +65,9 @@ func OutcomeOf(err error) Outcome {
 	switch {
 	case err == nil:
 		return Done
+	case errors.Is(err, lease.ErrTimeout) && !errors.Is(err, update.ErrOutcomeUnknown):
+		// Acquire gave up waiting: no write taking the lock was in flight.
+		return Refused
 	case errors.Is(err, update.ErrOutcomeUnknown),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		apierrors.IsTimeout(err), apierrors.IsServerTimeout(err):

@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
 // AcquireOption adjusts one acquisition.
@@ -47,10 +49,14 @@ func WithOwner(owner client.Object) AcquireOption {
 }
 
 // Acquire blocks until this Client holds the lock, the Lease key, and
-// returns it. It
-// fails with a *TimeoutError naming the holder when the context or
-// Options.AcquireTimeout ends first. The lock is released when ctx is
-// cancelled after Acquire returned, or by Release.
+// returns it. It fails with a *TimeoutError naming the holder when the
+// context or Options.AcquireTimeout ends first: the lock was not taken.
+// If they end while a write taking it is in flight (or that write's
+// response is lost), the error is an *update.UnknownOutcomeError
+// (errors.Is(err, update.ErrOutcomeUnknown)) around it: the lock may be
+// held under this Client's identity, with no one renewing it, until its
+// TTL passes. The lock is released when ctx is cancelled after Acquire
+// returned, or by Release.
 func (c *Client) Acquire(ctx context.Context, key client.ObjectKey, opts ...AcquireOption) (*Lock, error) {
 	return c.acquire(ctx, key, true, opts)
 }
@@ -108,7 +114,7 @@ func (c *Client) acquireLoop(ctx, parent context.Context, key client.ObjectKey, 
 		if apierrors.IsNotFound(err) {
 			l, err := c.createHeld(ctx, parent, key, owner)
 			if !apierrors.IsAlreadyExists(err) {
-				return l, c.wrap(ctx, err, key, holder, start)
+				return l, c.wrapWrite(ctx, err, key, holder, start)
 			}
 			continue // a racer created it first
 		}
@@ -124,7 +130,7 @@ func (c *Client) acquireLoop(ctx, parent context.Context, key client.ObjectKey, 
 		if holder == "" || !now.Before(expiry) {
 			l, err := c.takeHeld(ctx, parent, lease, record)
 			if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
-				return l, c.wrap(ctx, err, key, holder, start)
+				return l, c.wrapWrite(ctx, err, key, holder, start)
 			}
 			continue // someone else moved first, or the Lease vanished
 		}
@@ -193,6 +199,18 @@ func (c *Client) wrap(ctx context.Context, err error, key client.ObjectKey, hold
 		return &TimeoutError{Key: key, Holder: holder, Waited: c.opts.Clock.Since(start), Err: ctxErr}
 	}
 	return fmt.Errorf("acquiring lock %s: %w", key, err)
+}
+
+// wrapWrite is wrap for the error of a write that would have taken the
+// lock: unless the API server refused it, whether it took the lock is
+// unknown, and the error is an *update.UnknownOutcomeError around what
+// wrap says (the Lease's holder tells; the TTL frees it if it did). A
+// *TimeoutError alone means the lock was not taken.
+func (c *Client) wrapWrite(ctx context.Context, err error, key client.ObjectKey, holder string, start time.Time) error {
+	if err == nil || update.Refused(err) {
+		return c.wrap(ctx, err, key, holder, start)
+	}
+	return &update.UnknownOutcomeError{Kind: "Lease", Key: key, Err: c.wrap(ctx, err, key, holder, start)}
 }
 
 func (c *Client) record(transitions int) resourcelock.LeaderElectionRecord {

@@ -31,9 +31,11 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/jobstate-dev/jobstate/internal/testenv"
 	"github.com/jobstate-dev/jobstate/pkg/lease"
@@ -439,6 +441,39 @@ func TestHandoffIsWatchDriven(t *testing.T) {
 
 // TestAcquireTimeout: a waiter with AcquireTimeout gives up with a
 // *TimeoutError naming the lock and its holder.
+// TestAcquireWithLostResponseIsUnknown: the write that takes a free lock
+// is stored, and its response lost. Acquire fails with an
+// *update.UnknownOutcomeError (the Lease is in fact held under its
+// identity); giving up while waiting, in TestAcquireTimeout, is a
+// *TimeoutError that is not one.
+func TestAcquireWithLostResponseIsUnknown(t *testing.T) {
+	ns := env.Namespace(t)
+	key := client.ObjectKey{Namespace: ns, Name: "lost"}
+	lossy := interceptor.NewClient(env.Client, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if err := c.Create(ctx, obj, opts...); err != nil {
+				return err
+			}
+			return apierrors.NewTimeoutError("stored, but the response was lost", 1)
+		},
+	})
+	c, err := lease.New(lossy, lease.Options{Identity: "lossy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Acquire(t.Context(), key)
+	if err == nil {
+		release(t, l)
+		t.Fatal("Acquire succeeded although its response was lost")
+	}
+	if !errors.Is(err, update.ErrOutcomeUnknown) || !apierrors.IsTimeout(err) {
+		t.Fatalf("err = %v, want an *update.UnknownOutcomeError around the timeout", err)
+	}
+	if got := holderOf(getLease(t, ns, key.Name)); got != "lossy" {
+		t.Errorf("the Lease is held by %q, want lossy (the lost write was stored)", got)
+	}
+}
+
 func TestAcquireTimeout(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(t)
@@ -462,6 +497,9 @@ func TestAcquireTimeout(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", err)
+	}
+	if errors.Is(err, update.ErrOutcomeUnknown) {
+		t.Errorf("giving up while waiting is reported as an unknown outcome: %v", err)
 	}
 	if te.Key != (client.ObjectKey{Namespace: ns, Name: "busy"}) || te.Holder != "holder-a" {
 		t.Errorf("TimeoutError = %+v, want Name busy, Holder holder-a", te)

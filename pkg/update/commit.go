@@ -63,11 +63,11 @@ func rejected(err error) bool {
 		apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err)
 }
 
-// refused reports whether err is a response of the API server saying that
+// Refused reports whether err is a response of the API server saying that
 // it did not perform the write (a 4xx status). Anything else — a timeout, a
 // 5xx, a dropped connection, a context that ended in flight — leaves the
 // write's outcome unknown.
-func refused(err error) bool {
+func Refused(err error) bool {
 	var status apierrors.APIStatus
 	if !errors.As(err, &status) {
 		return false
@@ -143,7 +143,7 @@ func (u *Updater[T]) try(ctx context.Context, q *queue[T]) (T, error) {
 		if err != nil {
 			// Step 5: any failed write leaves the object's state unknown.
 			q.known = false
-			if u.retriable(err) || refused(err) {
+			if u.retriable(err) || Refused(err) {
 				q.exit() // nothing was stored: the requests are back in play
 				return written, err
 			}
