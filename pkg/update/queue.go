@@ -40,9 +40,10 @@ import (
 // A no-op action (the object unchanged by semantic equality) writes nothing.
 //
 // Only ctx (and Options.Timeout) bounds the call. When it ends before the
-// action reached a write, the error is ctx.Err() and nothing was applied;
-// when it ends while a write carrying the action is in flight, the error is
-// an *UnknownOutcomeError wrapping ctx.Err(). Either way the Update returns
+// action reached a write, nothing was applied and the error matches
+// ctx.Err() (a *ConflictError that also does, if the Update was waiting out
+// a conflict); when it ends while a write carrying the action is in flight,
+// the error is an *UnknownOutcomeError wrapping ctx.Err(). Either way the Update returns
 // at once, and the other callers whose actions share its group commit carry
 // on under their own contexts. An action that panics panics in its own
 // caller's goroutine; the others' actions are written without its changes.
