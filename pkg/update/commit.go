@@ -148,6 +148,14 @@ func (u *Updater[T]) try(ctx context.Context, q *queue[T]) (T, error) {
 				return written, err
 			}
 			err = &UnknownOutcomeError{Kind: u.kind, Key: q.key, Err: err}
+			if ctx.Err() != nil {
+				// The write was cut off because every caller's context
+				// ended: each learns its own.
+				u.settleEach(q, func(r *request[T]) error {
+					return &UnknownOutcomeError{Kind: u.kind, Key: q.key, Err: r.ctx.Err()}
+				})
+				return written, err
+			}
 		} else {
 			q.latest, q.exists = written, true
 		}
