@@ -19,14 +19,11 @@ package jobstate_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"sync"
 	"testing"
-	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/jobstate-dev/jobstate/internal/testenv"
 	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
@@ -45,39 +42,16 @@ func TestShortDeadlinesDoNotFailOtherHeartbeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type outcome struct {
-		id   string
-		long bool
-		err  error
-	}
-	var mu sync.Mutex
-	var outcomes []outcome
-	var wg sync.WaitGroup
-	for g := range 2 * writers {
-		wg.Go(func() {
-			for i := range beats {
-				id := fmt.Sprintf("beat-%d-%d", g, i)
-				timeout := 10 * time.Second
-				if g%2 == 1 {
-					timeout = time.Duration(2+rand.IntN(29)) * time.Millisecond
-				}
-				ctx, cancel := context.WithTimeout(t.Context(), timeout)
-				err := w.Heartbeat(ctx, attempt, 0, map[string]any{id: true})
-				cancel()
-				mu.Lock()
-				outcomes = append(outcomes, outcome{id, g%2 == 0, err})
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	made := testenv.MixedDeadlines(t, writers, beats, func(ctx context.Context, id string) error {
+		return w.Heartbeat(ctx, attempt, 0, map[string]any{id: true})
+	})
 	data, err := jobstate.Data(get(t, key))
 	if err != nil {
 		t.Fatal(err)
 	}
 	failedLong := 0
-	for _, o := range outcomes {
-		id, long, err := o.id, o.long, o.err
+	for _, o := range made {
+		id, long, err := o.ID, o.Long, o.Err
 		switch {
 		case err == nil && data[id] != true:
 			t.Errorf("heartbeat %s succeeded but is not stored", id)

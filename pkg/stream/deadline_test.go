@@ -19,17 +19,14 @@ package stream_test
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/jobstate-dev/jobstate/internal/testenv"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
@@ -44,35 +41,18 @@ func TestShortDeadlinesDoNotFailOtherAppends(t *testing.T) {
 	const writers, appends = 8, 20
 	key := streamKey(env.Namespace(t), "mixed")
 	c := newClient(t)
-	var mu sync.Mutex
-	outcomes := map[string]error{} // by event id
-	long := map[string]bool{}
-	var wg sync.WaitGroup
-	for w := range 2 * writers {
-		wg.Go(func() {
-			for i := range appends {
-				id := uuid.NewString()
-				timeout := 10 * time.Second
-				if w%2 == 1 {
-					timeout = time.Duration(2+rand.IntN(29)) * time.Millisecond
-				}
-				ctx, cancel := context.WithTimeout(t.Context(), timeout)
-				_, err := c.Append(ctx, key, []stream.EventData{{ID: id, Type: "Mixed", Data: map[string]int{"w": w, "i": i}}}, stream.AppendOptions{})
-				cancel()
-				mu.Lock()
-				outcomes[id], long[id] = err, w%2 == 0
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	made := testenv.MixedDeadlines(t, writers, appends, func(ctx context.Context, id string) error {
+		_, err := c.Append(ctx, key, []stream.EventData{{ID: id, Type: "Mixed"}}, stream.AppendOptions{})
+		return err
+	})
 
 	stored := map[string]int{}
 	for _, e := range readAll(t, c, key) {
 		stored[e.ID]++
 	}
 	var failedLong, ok, before, unknown int
-	for id, err := range outcomes {
+	for _, call := range made {
+		id, err := call.ID, call.Err
 		if stored[id] > 1 {
 			t.Errorf("event %s stored %d times", id, stored[id])
 		}
@@ -82,7 +62,7 @@ func TestShortDeadlinesDoNotFailOtherAppends(t *testing.T) {
 			if stored[id] != 1 {
 				t.Errorf("append of %s succeeded but it is not stored", id)
 			}
-		case long[id]:
+		case call.Long:
 			failedLong++
 			t.Errorf("long append %s: %v", id, err)
 		case errors.Is(err, stream.ErrOutcomeUnknown):

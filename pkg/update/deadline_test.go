@@ -19,9 +19,6 @@ package update_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/testenv"
 	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
@@ -60,39 +58,21 @@ func markCall(id string) update.Action[*jobstatev1alpha1.JobState] {
 // holds every long call, every succeeded short call and no definitely
 // failed one, each once.
 func TestShortDeadlinesDoNotFailOtherCallers(t *testing.T) {
-	const callers, calls = 8, 25
+	const callers, perCaller = 8, 25
 	key := newJobState(t)
 	u := newUpdater(t, update.Options{Status: true})
-	type outcome struct {
-		id  string
-		err error
+	made := testenv.MixedDeadlines(t, callers, perCaller, func(ctx context.Context, id string) error {
+		js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		return u.Update(ctx, js, markCall(id))
+	})
+	var long, short []testenv.Call
+	for _, c := range made {
+		if c.Long {
+			long = append(long, c)
+		} else {
+			short = append(short, c)
+		}
 	}
-	var mu sync.Mutex
-	var long, short []outcome
-	var wg sync.WaitGroup
-	for w := range 2 * callers {
-		wg.Go(func() {
-			for i := range calls {
-				id := fmt.Sprintf("call-%d-%d", w, i)
-				timeout := 10 * time.Second
-				if w%2 == 1 {
-					timeout = time.Duration(2+rand.IntN(29)) * time.Millisecond
-				}
-				ctx, cancel := context.WithTimeout(t.Context(), timeout)
-				js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-				err := u.Update(ctx, js, markCall(id))
-				cancel()
-				mu.Lock()
-				if w%2 == 0 {
-					long = append(long, outcome{id, err})
-				} else {
-					short = append(short, outcome{id, err})
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
 
 	live := &jobstatev1alpha1.JobState{}
 	if err := env.Client.Get(t.Context(), key, live); err != nil {
@@ -104,33 +84,33 @@ func TestShortDeadlinesDoNotFailOtherCallers(t *testing.T) {
 	}
 	failedLong := 0
 	for _, o := range long {
-		if o.err != nil {
+		if o.Err != nil {
 			failedLong++
-			t.Errorf("long call %s: %v", o.id, o.err)
-		} else if data[o.id] != true {
-			t.Errorf("long call %s succeeded but is not stored", o.id)
+			t.Errorf("long call %s: %v", o.ID, o.Err)
+		} else if data[o.ID] != true {
+			t.Errorf("long call %s succeeded but is not stored", o.ID)
 		}
 	}
 	var ok, refused, unknown int
 	for _, o := range short {
 		switch {
-		case o.err == nil:
+		case o.Err == nil:
 			ok++
-			if data[o.id] != true {
-				t.Errorf("short call %s succeeded but is not stored", o.id)
+			if data[o.ID] != true {
+				t.Errorf("short call %s succeeded but is not stored", o.ID)
 			}
-		case errors.Is(o.err, update.ErrOutcomeUnknown):
+		case errors.Is(o.Err, update.ErrOutcomeUnknown):
 			unknown++
-			if !errors.Is(o.err, context.DeadlineExceeded) {
-				t.Errorf("short call %s: %v, want its own deadline as the reason", o.id, o.err)
+			if !errors.Is(o.Err, context.DeadlineExceeded) {
+				t.Errorf("short call %s: %v, want its own deadline as the reason", o.ID, o.Err)
 			}
-		case errors.Is(o.err, context.DeadlineExceeded):
+		case errors.Is(o.Err, context.DeadlineExceeded):
 			refused++
-			if data[o.id] == true {
-				t.Errorf("short call %s failed with %v, but it is stored", o.id, o.err)
+			if data[o.ID] == true {
+				t.Errorf("short call %s failed with %v, but it is stored", o.ID, o.Err)
 			}
 		default:
-			t.Errorf("short call %s: unexpected error %v", o.id, o.err)
+			t.Errorf("short call %s: unexpected error %v", o.ID, o.Err)
 		}
 	}
 	stored := len(data) - 1 // the counter is the one other key
