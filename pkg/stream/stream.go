@@ -80,6 +80,10 @@ type AppendOptions struct {
 	// StreamExists requires the stream to have at least one event; otherwise
 	// the Append fails with a *NotFoundError.
 	StreamExists bool
+	// Annotations are set on the stream's object if this Append creates it,
+	// and never changed afterwards (the gateway records a stream's
+	// original name this way).
+	Annotations map[string]string
 }
 
 // ExpectVersion returns AppendOptions requiring the stream to be at v
@@ -354,6 +358,11 @@ func (a *appendOp) apply(ctx context.Context, es *jobstatev1alpha1.EventStream) 
 	h := es.Head
 	if err := checkHead(a.key, h); err != nil {
 		return err
+	}
+	if es.ResourceVersion == "" {
+		for k, v := range a.opts.Annotations {
+			metav1.SetMetaDataAnnotation(&es.ObjectMeta, k, v)
+		}
 	}
 	// 2a.
 	if retry, err := a.retried(ctx, es); retry || err != nil {
@@ -647,16 +656,30 @@ func (c *Client) head(ctx context.Context, key client.ObjectKey) (*jobstatev1alp
 // removed are skipped: the first event returned may then be after from. It
 // fails with a *NotFoundError if the stream has no events.
 func (c *Client) Read(ctx context.Context, key client.ObjectKey, from int64, limit int) ([]RecordedEvent, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("reading stream %s: limit must be positive, got %d", key, limit)
-	}
 	es, err := c.head(ctx, key)
 	if err != nil {
 		return nil, err
 	}
+	return c.ReadFrom(ctx, es, from, limit)
+}
+
+// ReadFrom is Read on a stream object the caller has read itself (from a
+// List, or an informer's cache): events in its head come from es, sealed
+// ones from its segments. A List of a namespace's streams followed by
+// ReadFrom on each reads them all in one request, plus one per stream whose
+// sealed events are wanted.
+func (c *Client) ReadFrom(ctx context.Context, es *jobstatev1alpha1.EventStream, from int64, limit int) ([]RecordedEvent, error) {
+	key := client.ObjectKeyFromObject(es)
+	if limit <= 0 {
+		return nil, fmt.Errorf("reading stream %s: limit must be positive, got %d", key, limit)
+	}
+	if es.Head == nil || es.Head.Version < 0 {
+		return nil, &NotFoundError{Namespace: key.Namespace, Stream: key.Name}
+	}
 	if err := checkHead(key, es.Head); err != nil {
 		return nil, err
 	}
+	var err error
 	from = max(from, 0)
 	var out []RecordedEvent
 	if from < es.Head.First {

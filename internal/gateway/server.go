@@ -1,0 +1,133 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jobstate-dev/jobstate/internal/gateway/auth"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
+)
+
+// Authorizer verifies a call's bearer token and returns the namespace the
+// call acts in (see package auth).
+type Authorizer interface {
+	Authorize(ctx context.Context, token, namespace string, access auth.Access) (string, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Client reads live from the API server (no cache): stream.version and
+	// stream.get answer with what is stored now, so a client reads its own
+	// writes. Required.
+	Client client.Client
+	// Streams writes and reads events. Use one per process: concurrent
+	// writes to one stream through it share API requests (group commit).
+	// Required.
+	Streams *stream.Client
+	// Auth verifies every call's token. Required.
+	Auth Authorizer
+	// MaxBodyBytes bounds a request body; larger ones are refused with 413.
+	// Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Version is what sys.version and GET /version report. Default "dev".
+	Version string
+	// Log receives one line per failed call that is not the client's
+	// fault. Default: discard.
+	Log logr.Logger
+}
+
+// DefaultMaxBodyBytes bounds a request: a head's largest append (768 KiB
+// of events, see pkg/stream) with room for JSON escaping.
+const DefaultMaxBodyBytes = 2 << 20
+
+// NamespaceHeader names the namespace a call acts in, for a token that does
+// not imply one (a Kubernetes user's) or one allowed in several (the
+// admin's, a ServiceAccount with RBAC elsewhere). EventoDB's clients never
+// send it: their token names the namespace.
+const NamespaceHeader = "X-Jobstate-Namespace"
+
+// Server serves EventoDB's HTTP protocol on EventStreams.
+type Server struct {
+	opts    Options
+	methods map[string]method
+}
+
+// New validates opts and returns a Server.
+func New(opts Options) (*Server, error) {
+	switch {
+	case opts.Client == nil:
+		return nil, errors.New("gateway: Options.Client is required")
+	case opts.Streams == nil:
+		return nil, errors.New("gateway: Options.Streams is required")
+	case opts.Auth == nil:
+		return nil, errors.New("gateway: Options.Auth is required")
+	case opts.MaxBodyBytes < 0:
+		return nil, fmt.Errorf("gateway: Options.MaxBodyBytes must be >= 0, got %d", opts.MaxBodyBytes)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.Log.GetSink() == nil {
+		opts.Log = logr.Discard()
+	}
+	return &Server{opts: opts, methods: methods()}, nil
+}
+
+// Handler serves POST /rpc, GET /health and GET /version.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/rpc", s.serveRPC)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"version": s.opts.Version})
+	})
+	return mux
+}
+
+// writeJSON writes v as the response body with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":{"code":"BACKEND_ERROR","message":"the response could not be encoded"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// writeError writes e as EventoDB's error body.
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, e.Status, map[string]*Error{"error": e})
+}
+
+// callTimeout bounds one call when the client sets no deadline.
+const callTimeout = 30 * time.Second
