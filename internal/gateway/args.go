@@ -112,7 +112,7 @@ func (a args) name(i int, what string, allowEmpty bool) (string, *Error) {
 		return "", invalid("%s requires argument %d: %s", a.method, i+1, what)
 	}
 	var s string
-	if err := json.Unmarshal(a.list[i], &s); err != nil {
+	if err := json.Unmarshal(a.list[i], &s); err != nil || jsonKind(a.list[i]) != "a string" {
 		return "", invalid("%s: %s must be a string, got %s", a.method, what, jsonKind(a.list[i]))
 	}
 	if s == "" && !allowEmpty {
@@ -172,7 +172,7 @@ func (o object) int(field string) (int64, bool, *Error) {
 	}
 	raw := o.fields[field]
 	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
+	if err := json.Unmarshal(raw, &n); err != nil || jsonKind(raw) != "a number" {
 		return 0, false, invalid("%s.%s must be an integer, got %s", o.path, field, jsonKind(raw))
 	}
 	if i, err := strconv.ParseInt(n.String(), 10, 64); err == nil {
