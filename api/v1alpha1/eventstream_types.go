@@ -274,6 +274,7 @@ type EventStreamStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=es,categories=jobstate
+// +kubebuilder:printcolumn:name="Stream",type=string,JSONPath=`.metadata.annotations.eventodb\.jobstate\.dev/stream`,description="The EventoDB stream name, for streams written through the gateway"
 // +kubebuilder:printcolumn:name="Version",type=integer,JSONPath=`.head.version`
 // +kubebuilder:printcolumn:name="Events",type=integer,JSONPath=`.status.events`
 // +kubebuilder:printcolumn:name="Segments",type=integer,JSONPath=`.status.segments`,priority=1

@@ -20,6 +20,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/testenv"
 )
 
 // TestSeedFlow runs the seed's optimistic-locking flow over HTTP: version
@@ -185,6 +189,24 @@ func TestStreamNames(t *testing.T) {
 		}
 		if es.Annotations[StreamAnnotation] != n {
 			t.Errorf("EventStream %s records stream name %q, want %q", es.Name, es.Annotations[StreamAnnotation], n)
+		}
+	}
+	// kubectl get es shows the names as written.
+	kubeconfig, err := env.KubeConfig("developer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(t.Context(), filepath.Join(testenv.AssetsDir(), "kubectl"), "--kubeconfig", path, "get", "es", "-n", g.ns).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl get es: %v\n%s", err, out)
+	}
+	for _, n := range names {
+		if !strings.Contains(string(out), n) {
+			t.Errorf("kubectl get es does not show stream %q:\n%s", n, out)
 		}
 	}
 }
