@@ -130,7 +130,8 @@ func (u *Updater[T]) try(ctx context.Context, q *queue[T]) (T, error) {
 		if err != nil || !changed {
 			return cur, err
 		}
-		if !q.enter() {
+		n, ok := q.enter()
+		if !ok {
 			// A caller left after its action was applied: prepare the
 			// write again without it.
 			if !q.remaining() {
@@ -140,6 +141,9 @@ func (u *Updater[T]) try(ctx context.Context, q *queue[T]) (T, error) {
 		}
 		// Step 4.
 		written, err := u.write(ctx, work, q.exists)
+		if u.opts.OnWrite != nil {
+			u.opts.OnWrite(n, err)
+		}
 		if err != nil {
 			// Step 5: any failed write leaves the object's state unknown.
 			q.known = false

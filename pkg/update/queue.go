@@ -250,25 +250,26 @@ func (q *queue[T]) remaining() bool {
 	return len(q.batch) > 0
 }
 
-// enter marks q's batch as written, just before the write. It fails if a
-// request of the batch has finished (or its context ended) since its
-// action was applied: the write must then be prepared again without it.
-func (q *queue[T]) enter() bool {
+// enter marks q's batch as written, just before the write, and returns its
+// size. It fails if a request of the batch has finished (or its context
+// ended) since its action was applied: the write must then be prepared
+// again without it.
+func (q *queue[T]) enter() (int, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, r := range q.batch {
 		if r.state.Load() == finished {
-			return false
+			return 0, false
 		}
 		if err := r.ctx.Err(); err != nil {
 			r.finish(err) // nothing of it was written
-			return false
+			return 0, false
 		}
 	}
 	for _, r := range q.batch {
 		r.state.Store(writing)
 	}
-	return true
+	return len(q.batch), true
 }
 
 // exit puts the batch's requests back in play after a write the API

@@ -108,6 +108,12 @@ type Options struct {
 	// controller-runtime manager, pass mgr.GetAPIReader(). Default: the
 	// client given to New.
 	LiveReader client.Reader
+
+	// OnWrite, if set, is called after every write this Updater makes to
+	// the API server, with the number of updates the write carried (group
+	// commit: 1 or more) and its error (nil, a Conflict, ...): what a
+	// metric of batch sizes and conflicts needs. It must not block.
+	OnWrite func(updates int, err error)
 }
 
 // Updater applies updateActions to objects of type T. It is safe for

@@ -675,3 +675,36 @@ func TestCreateWithRefusedStatusLeavesNothing(t *testing.T) {
 		t.Errorf("after a refused status: Get = %v, want NotFound", err)
 	}
 }
+
+// TestOnWriteCountsEveryWrite: OnWrite sees every write with the updates it
+// carried. Through a shared Updater the stored writes carry exactly the
+// 1600 increments, in fewer writes (group commit).
+func TestOnWriteCountsEveryWrite(t *testing.T) {
+	key := newJobState(t)
+	var mu sync.Mutex
+	var writes, carried, failedWrites int
+	u := newUpdater(t, update.Options{Status: true, Timeout: time.Minute, OnWrite: func(n int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failedWrites++
+			return
+		}
+		writes++
+		carried += n
+	}})
+	failed, err := runWriters(func(int) error {
+		obj := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		return u.Update(t.Context(), obj, increment)
+	})
+	if failed != 0 {
+		t.Fatalf("%d Updates failed; first: %v", failed, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if carried != writers*perWriter || writes >= carried || counter(t, key) != carried {
+		t.Fatalf("OnWrite saw %d stored writes carrying %d updates (%d failed writes); counter %d; want %d updates in fewer writes",
+			writes, carried, failedWrites, counter(t, key), writers*perWriter)
+	}
+	t.Logf("%d updates in %d writes (%d refused)", carried, writes, failedWrites)
+}
