@@ -65,11 +65,7 @@ type gw struct {
 // newGateway serves a Server on a loopback port for one test.
 func newGateway(t testing.TB, mutate ...func(*Options)) *gw {
 	t.Helper()
-	streams, err := stream.New(env.Client, stream.Options{Sealer: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Client: env.Client, Streams: streams, Auth: tokenAuth{}}
+	opts := Options{Client: env.Client, Auth: tokenAuth{}, Stream: stream.Options{Sealer: true}}
 	for _, m := range mutate {
 		m(&opts)
 	}

@@ -133,7 +133,7 @@ func (s *Server) read(ctx context.Context, es *jobstatev1alpha1.EventStream, q q
 	}
 	name := streamName(es)
 	for {
-		chunk, err := s.opts.Streams.ReadFrom(ctx, es, from, readChunk)
+		chunk, err := s.streams.ReadFrom(ctx, es, from, readChunk)
 		if errors.Is(err, stream.ErrStreamNotFound) {
 			return out, nil
 		}
@@ -168,7 +168,7 @@ func (s *Server) sealedAreOlder(ctx context.Context, es *jobstatev1alpha1.EventS
 	if minGlobal == 0 || h.First == 0 || h.First > h.Version {
 		return false, nil
 	}
-	first, err := s.opts.Streams.ReadFrom(ctx, es, h.First, 1)
+	first, err := s.streams.ReadFrom(ctx, es, h.First, 1)
 	if err != nil || len(first) == 0 {
 		return false, err
 	}
@@ -181,7 +181,7 @@ func (s *Server) sealedAreOlder(ctx context.Context, es *jobstatev1alpha1.EventS
 func (s *Server) last(ctx context.Context, es *jobstatev1alpha1.EventStream, keep func(*stream.RecordedEvent) bool) (*event, error) {
 	for end := es.Head.Version; end >= 0; {
 		start := max(0, end-readChunk+1)
-		chunk, err := s.opts.Streams.ReadFrom(ctx, es, start, int(end-start+1))
+		chunk, err := s.streams.ReadFrom(ctx, es, start, int(end-start+1))
 		if err != nil {
 			return nil, err
 		}

@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -89,21 +90,31 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
 	defer cancel()
+	start := time.Now()
+	result, err := s.serveCall(ctx, r, m, c)
+	s.metrics.duration.WithLabelValues(c.method).Observe(time.Since(start).Seconds())
+	if err != nil {
+		e := s.toError(c.method, err)
+		s.metrics.requests.WithLabelValues(c.method, e.Code).Inc()
+		writeError(w, e)
+		return
+	}
+	s.metrics.requests.WithLabelValues(c.method, "OK").Inc()
+	writeJSON(w, http.StatusOK, result)
+}
+
+// serveCall is steps 3 and 4.
+func (s *Server) serveCall(ctx context.Context, r *http.Request, m method, c call) (any, error) {
 	// 3.
 	var namespace string
 	if !m.public {
+		var err error
 		if namespace, err = s.opts.Auth.Authorize(ctx, Token(r), r.Header.Get(NamespaceHeader), m.access); err != nil {
-			writeError(w, s.toError(c.method, err))
-			return
+			return nil, err
 		}
 	}
 	// 4.
-	result, err := m.serve(s, ctx, namespace, args{method: c.method, list: c.args})
-	if err != nil {
-		writeError(w, s.toError(c.method, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, result)
+	return m.serve(s, ctx, namespace, args{method: c.method, list: c.args})
 }
 
 // Token is the request's bearer token: the Authorization header's, or the

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jobstate-dev/jobstate/internal/gateway/auth"
@@ -43,10 +44,12 @@ type Options struct {
 	// stream.get answer with what is stored now, so a client reads its own
 	// writes. Required.
 	Client client.Client
-	// Streams writes and reads events. Use one per process: concurrent
-	// writes to one stream through it share API requests (group commit).
-	// Required.
-	Streams *stream.Client
+	// Stream configures the stream.Client the Server writes and reads
+	// events with: one per Server, so concurrent writes to one stream
+	// share API requests (group commit). Its Update.OnWrite also feeds the
+	// gateway's metrics. The zero value is a writer that waits for the
+	// EventStream controller to seal full heads.
+	Stream stream.Options
 	// Auth verifies every call's token. Required.
 	Auth Authorizer
 	// MaxBodyBytes bounds a request body; larger ones are refused with 413.
@@ -57,6 +60,10 @@ type Options struct {
 	// Log receives one line per failed call that is not the client's
 	// fault. Default: discard.
 	Log logr.Logger
+	// Metrics is where the gateway's metrics are registered (with
+	// controller-runtime: metrics.Registry). Default: a registry of its
+	// own, which nothing serves.
+	Metrics prometheus.Registerer
 }
 
 // DefaultMaxBodyBytes bounds a request: a head's largest append (768 KiB
@@ -73,6 +80,8 @@ const NamespaceHeader = "X-Jobstate-Namespace"
 type Server struct {
 	opts    Options
 	methods map[string]method
+	metrics *metrics
+	streams *stream.Client
 }
 
 // New validates opts and returns a Server.
@@ -80,8 +89,6 @@ func New(opts Options) (*Server, error) {
 	switch {
 	case opts.Client == nil:
 		return nil, errors.New("gateway: Options.Client is required")
-	case opts.Streams == nil:
-		return nil, errors.New("gateway: Options.Streams is required")
 	case opts.Auth == nil:
 		return nil, errors.New("gateway: Options.Auth is required")
 	case opts.MaxBodyBytes < 0:
@@ -96,7 +103,26 @@ func New(opts Options) (*Server, error) {
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
-	return &Server{opts: opts, methods: methods()}, nil
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
+	}
+	s := &Server{opts: opts, methods: methods(), metrics: m}
+	sopts := opts.Stream
+	onWrite := sopts.Update.OnWrite
+	sopts.Update.OnWrite = func(appends int, err error) {
+		s.observeWrite(appends, err)
+		if onWrite != nil {
+			onWrite(appends, err)
+		}
+	}
+	if s.streams, err = stream.New(opts.Client, sopts); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return s, nil
 }
 
 // Handler serves POST /rpc, GET /health and GET /version.

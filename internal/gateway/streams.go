@@ -67,7 +67,8 @@ func (s *Server) streamWrite(ctx context.Context, namespace string, a args) (any
 		}
 		ao.ExpectedVersion = ptr.To(v)
 	}
-	res, err := s.opts.Streams.Append(ctx, streamKey(namespace, name), events, ao)
+	s.metrics.messages.Observe(float64(len(events)))
+	res, err := s.streams.Append(ctx, streamKey(namespace, name), events, ao)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +182,7 @@ func (s *Server) streamVersion(ctx context.Context, namespace string, a args) (a
 	if e != nil {
 		return nil, e
 	}
-	v, ok, err := s.opts.Streams.Version(ctx, streamKey(namespace, name))
+	v, ok, err := s.streams.Version(ctx, streamKey(namespace, name))
 	if err != nil || !ok {
 		return nil, err
 	}
