@@ -37,6 +37,11 @@ type method struct {
 	// public methods need no token (sys.version, sys.health).
 	public bool
 	access auth.Access
+	// target methods act on the namespace their first argument names
+	// (ns.create, ns.delete, ns.info): the token is verified for it.
+	target bool
+	// tokens methods need Options.Tokens.
+	tokens bool
 	serve  func(s *Server, ctx context.Context, namespace string, a args) (any, error)
 }
 
@@ -48,6 +53,12 @@ func methods() map[string]method {
 		"stream.last":    {access: auth.Read, serve: (*Server).streamLast},
 		"stream.version": {access: auth.Read, serve: (*Server).streamVersion},
 		"category.get":   {access: auth.Read, serve: (*Server).categoryGet},
+		"ns.create":      {access: auth.Admin, target: true, tokens: true, serve: (*Server).nsCreate},
+		"ns.delete":      {access: auth.Admin, target: true, tokens: true, serve: (*Server).nsDelete},
+		"ns.list":        {access: auth.Admin, tokens: true, serve: (*Server).nsList},
+		"ns.info":        {access: auth.Read, target: true, tokens: true, serve: (*Server).nsInfo},
+		"ns.streams":     {access: auth.Read, serve: (*Server).nsStreams},
+		"ns.categories":  {access: auth.Read, serve: (*Server).nsCategories},
 		"sys.version":    {public: true, serve: (*Server).sysVersion},
 		"sys.health":     {public: true, serve: (*Server).sysHealth},
 	}
@@ -105,16 +116,27 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 
 // serveCall is steps 3 and 4.
 func (s *Server) serveCall(ctx context.Context, r *http.Request, m method, c call) (any, error) {
+	a := args{method: c.method, list: c.args}
+	if m.tokens && s.opts.Tokens == nil {
+		return nil, &Error{Code: CodeBackendError, Message: c.method + " needs namespace tokens, which this gateway is not configured for (see --token-namespace)", Status: http.StatusServiceUnavailable}
+	}
 	// 3.
 	var namespace string
 	if !m.public {
+		requested := r.Header.Get(NamespaceHeader)
+		if m.target {
+			var e *Error
+			if requested, e = namespaceArg(a); e != nil {
+				return nil, e
+			}
+		}
 		var err error
-		if namespace, err = s.opts.Auth.Authorize(ctx, Token(r), r.Header.Get(NamespaceHeader), m.access); err != nil {
+		if namespace, err = s.opts.Auth.Authorize(ctx, Token(r), requested, m.access); err != nil {
 			return nil, err
 		}
 	}
 	// 4.
-	return m.serve(s, ctx, namespace, args{method: c.method, list: c.args})
+	return m.serve(s, ctx, namespace, a)
 }
 
 // Token is the request's bearer token: the Authorization header's, or the

@@ -52,6 +52,9 @@ type Options struct {
 	Stream stream.Options
 	// Auth verifies every call's token. Required.
 	Auth Authorizer
+	// Tokens keeps namespace tokens, for ns.create, ns.delete, ns.list and
+	// ns.info. Default: none, and those calls answer 503.
+	Tokens TokenStore
 	// MaxBodyBytes bounds a request body; larger ones are refused with 413.
 	// Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64

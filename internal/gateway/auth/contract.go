@@ -18,7 +18,11 @@ limitations under the License.
 // replaced by the full package.
 package auth
 
-import "errors"
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
 
 // Access is what a call does in a namespace.
 type Access int
@@ -34,3 +38,15 @@ var (
 	ErrInvalidToken = errors.New("invalid token")
 	ErrUnauthorized = errors.New("unauthorized")
 )
+
+var (
+	ErrTokenExists = errors.New("token exists")
+	ErrNoToken     = errors.New("no token")
+)
+
+// Record is a namespace token's record.
+type Record struct {
+	Namespace, Token, Description string
+	Metadata                      json.RawMessage
+	CreatedAt                     time.Time
+}
