@@ -120,8 +120,8 @@ func TestNamespaces(t *testing.T) {
 	}
 	var info struct {
 		Namespace, Description, CreatedAt string
-		MessageCount, StreamCount        int64
-		LastActivity                     *string
+		MessageCount, StreamCount         int64
+		LastActivity                      *string
 	}
 	as(created.Token, &info, "ns.info", id)
 	if info.Namespace != id || info.Description != "tenant" || info.MessageCount != 4 || info.StreamCount != 3 || info.LastActivity == nil {
