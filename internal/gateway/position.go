@@ -29,9 +29,9 @@ import (
 // at most 128 events (a head's bound), so positions of different writes
 // never meet, and they increase in commit order across every stream of a
 // namespace, as stream.GlobalPosition does. Positions are sparse:
-// consecutive events of a namespace usually differ by much more than 1,
-// which EventoDB's clients never assume otherwise (they read from a
-// position, they do not count).
+// consecutive events of a namespace usually differ by much more than 1.
+// EventoDB's clients read from a position; none counts on consecutive
+// ones.
 const eventsPerRevision = 1000
 
 // maxRevision keeps global positions below 2^53, JSON's exact integers.

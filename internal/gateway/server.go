@@ -69,8 +69,8 @@ type Options struct {
 	Metrics prometheus.Registerer
 }
 
-// DefaultMaxBodyBytes bounds a request: a head's largest append (768 KiB
-// of events, see pkg/stream) with room for JSON escaping.
+// DefaultMaxBodyBytes bounds a request: pkg/stream's largest append (256
+// KiB of events) with room for JSON escaping.
 const DefaultMaxBodyBytes = 2 << 20
 
 // NamespaceHeader names the namespace a call acts in, for a token that does
