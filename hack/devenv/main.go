@@ -49,7 +49,8 @@ import (
 func main() {
 	exitAfter := flag.Duration("exit-after", 0, "Stop after this long and print the final JobStates (0: run until Ctrl-C).")
 	local := flag.Bool("local", false, "Always start a local control plane, even if a kubeconfig points at a cluster.")
-	namespace := flag.String("namespace", "default", "Namespace for the samples and the demo worker (local mode).")
+	namespace := flag.String("namespace", "default", "Namespace for the samples, the demo worker and the gateway's token (local mode).")
+	gatewayAddr := flag.String("gateway-address", "127.0.0.1:8080", "Where the EventoDB gateway listens (local mode); empty: no gateway.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 
@@ -60,13 +61,13 @@ func main() {
 		ctx, cancel = context.WithTimeout(ctx, *exitAfter)
 		defer cancel()
 	}
-	if err := run(ctx, *local, *namespace); err != nil {
+	if err := run(ctx, *local, *namespace, *gatewayAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "make run:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, forceLocal bool, namespace string) error {
+func run(ctx context.Context, forceLocal bool, namespace, gatewayAddr string) error {
 	if cfg, err := ctrl.GetConfig(); err == nil && !forceLocal && reachable(cfg) {
 		fmt.Printf("Using the cluster at %s (current kubeconfig). Install the CRDs with `make install`;\n"+
 			"run a worker with `go run ./examples/worker --namespace NS`.\n", cfg.Host)
@@ -103,6 +104,19 @@ func run(ctx context.Context, forceLocal bool, namespace string) error {
 			fmt.Fprintln(os.Stderr, "worker:", err)
 		}
 	})
+	gatewayNote := ""
+	if gatewayAddr != "" {
+		gw, err := startGateway(ctx, env, root, kubeconfig, gatewayAddr, namespace)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			if err := gw.wait(); err != nil && ctx.Err() == nil {
+				fmt.Fprintln(os.Stderr, "gateway:", err)
+			}
+		})
+		gatewayNote = gw.note()
+	}
 
 	fmt.Printf(`
 ==========================================================================
@@ -114,10 +128,10 @@ func run(ctx context.Context, forceLocal bool, namespace string) error {
 
  flaky-export fails its first attempt on purpose and is retried.
  Cancel a job:  kubectl patch js reindex-search -n %s --type=merge -p '{"spec":{"cancel":true}}'
- Ctrl-C stops everything.
+%s Ctrl-C stops everything.
 ==========================================================================
 
-`, kubeconfig, kubectl, namespace, namespace)
+`, kubeconfig, kubectl, namespace, namespace, gatewayNote)
 
 	<-ctx.Done()
 	printJobStates(env.Client, namespace)
