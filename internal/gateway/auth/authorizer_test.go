@@ -334,3 +334,53 @@ func TestAPIServerUnavailable(t *testing.T) {
 	})
 	wantAllowed(t, a, adminSecret, "orders", auth.Write, "orders")
 }
+
+// A gateway whose identity lacks a permission the package doc lists
+// answers 503 for Kubernetes tokens, not a refusal that blames the token.
+func TestGatewayWithoutPermissions(t *testing.T) {
+	ns := env.Namespace(t)
+	tok := serviceAccountToken(t, ns, "editor", shippedRole(t, "eventstream_editor_role.yaml"))
+	for name, rules := range map[string][]rbacv1.PolicyRule{"no permissions": nil, "no subjectaccessreviews": gatewayRules[:1]} {
+		t.Run(name, func(t *testing.T) {
+			user := "gateway-" + strings.ReplaceAll(name, " ", "-") + "-" + ns
+			if rules != nil {
+				role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user}, Rules: rules}
+				binding := &rbacv1.ClusterRoleBinding{
+					ObjectMeta: metav1.ObjectMeta{Name: user},
+					RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
+					Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+				}
+				for _, obj := range []client.Object{role, binding} {
+					if err := env.Client.Create(t.Context(), obj); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cfg, err := env.ConfigFor(user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := auth.New(auth.Options{Config: cfg, RetryBackoff: &wait.Backoff{Duration: time.Millisecond, Steps: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// With only tokenreviews, the token is authenticated once RBAC
+			// has caught up, and the SubjectAccessReview is forbidden.
+			eventually(t, "the refusal of the gateway's request", func() error {
+				got, err := authorize(t, a, tok, "", auth.Read)
+				if err == nil || got != "" {
+					t.Fatalf("Authorize = %q, %v; want an error", got, err)
+				}
+				for _, sentinel := range []error{auth.ErrRequired, auth.ErrInvalidToken, auth.ErrUnauthorized} {
+					if errors.Is(err, sentinel) {
+						t.Fatalf("Authorize: %v matches %v, so the gateway would not answer 503", err, sentinel)
+					}
+				}
+				if rules != nil && !strings.Contains(err.Error(), "SubjectAccessReview") {
+					return err
+				}
+				return nil
+			})
+		})
+	}
+}
