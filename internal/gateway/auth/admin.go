@@ -63,11 +63,17 @@ func readAdminToken(file string) (*[sha256.Size]byte, error) {
 		return nil, fmt.Errorf("auth: reading the admin token (Options.AdminTokenFile): %w", err)
 	}
 	token := string(bytes.TrimSpace(data))
-	if len(token) < minAdminTokenLen || strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r > '~' }) {
+	if len(token) < minAdminTokenLen || !printable(token) {
 		return nil, fmt.Errorf("auth: the admin token in %s must be at least %d printable ASCII characters without whitespace (it has %d bytes); generate one with `openssl rand -hex 32`", file, minAdminTokenLen, len(token))
 	}
 	hash := tokenHash(token)
 	return &hash, nil
+}
+
+// printable reports whether s is printable ASCII without whitespace, as
+// every token is.
+func printable(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' })
 }
 
 // matches reports, in constant time, whether token is the admin token.

@@ -282,23 +282,22 @@ func (a *Authorizer) HasSynced() bool {
 // (the API server did not answer, the cache is not synced before ctx
 // ended, Start was not called).
 func (a *Authorizer) Authorize(ctx context.Context, token, namespace string, access Access) (string, error) {
-	// Step 1. Refuse what no token kind can do, before any lookup.
+	// Step 1. Refuse what no token can do, before any lookup.
 	if token == "" {
 		return "", &Error{Kind: ErrRequired, Namespace: namespace, Reason: "the call carries no token; send one in an Authorization: Bearer header"}
 	}
 	if access < Read || access > Admin {
 		return "", &Error{Kind: ErrUnauthorized, Namespace: namespace, Reason: fmt.Sprintf("unknown access %v", access)}
 	}
-	if namespace != "" {
-		if problem := namespaceProblem(namespace); problem != "" {
-			return "", &Error{Kind: ErrUnauthorized, Namespace: namespace, Reason: "no call may act in an invalid namespace: " + problem}
-		}
-	}
 	// Step 2. The admin token, compared first so that it is never sent
 	// to the API server.
 	if a.admin.matches(token) {
+		const user = "admin token"
+		if err := validTarget(user, namespace); err != nil {
+			return "", err
+		}
 		if namespace == "" && access != Admin {
-			return "", &Error{Kind: ErrUnauthorized, User: "admin token", Reason: fmt.Sprintf("the admin token has no namespace of its own; name the namespace to %s", access)}
+			return "", &Error{Kind: ErrUnauthorized, User: user, Reason: fmt.Sprintf("the admin token has no namespace of its own; name the namespace to %s", access)}
 		}
 		return namespace, nil
 	}
@@ -332,6 +331,9 @@ func (a *Authorizer) authorizeNamespaceToken(ctx context.Context, token, namespa
 			Reason: fmt.Sprintf("the token is not namespace %s's current token (revoked and reissued, or never issued); ask an admin for the current one", own)}
 	}
 	user := "namespace token for " + own
+	if err := validTarget(user, namespace); err != nil {
+		return "", err
+	}
 	if access == Admin {
 		return "", &Error{Kind: ErrUnauthorized, User: user, Namespace: namespace,
 			Reason: "a namespace token cannot administer namespaces; use the admin token or a Kubernetes identity allowed to create namespaces"}
@@ -341,6 +343,19 @@ func (a *Authorizer) authorizeNamespaceToken(ctx context.Context, token, namespa
 			Reason: fmt.Sprintf("a token for namespace %s cannot %s in namespace %s; use that namespace's token", own, access, namespace)}
 	}
 	return own, nil
+}
+
+// validTarget refuses a namespace asked for that is no namespace name,
+// once the token has been verified (an unverified one is ErrInvalidToken
+// whatever it asks for).
+func validTarget(user, namespace string) error {
+	if namespace == "" {
+		return nil
+	}
+	if problem := namespaceProblem(namespace); problem != "" {
+		return &Error{Kind: ErrUnauthorized, User: user, Namespace: namespace, Reason: "no call may act in an invalid namespace: " + problem}
+	}
+	return nil
 }
 
 // waitSynced waits for the token cache, until ctx ends.

@@ -73,6 +73,8 @@ func TestInvalidTokens(t *testing.T) {
 			for _, access := range []auth.Access{auth.Read, auth.Write, auth.Admin} {
 				wantRefused(t, a, tok, "billing", access, auth.ErrInvalidToken)
 				wantRefused(t, a, tok, "", access, auth.ErrInvalidToken)
+				// Not authenticated, so not told what it may not do.
+				wantRefused(t, a, tok, "Not_A-Namespace", access, auth.ErrInvalidToken)
 			}
 		})
 	}
@@ -164,6 +166,7 @@ func TestAdminToken(t *testing.T) {
 		wantAllowed(t, a, adminSecret, ns, auth.Read, ns)
 		wantAllowed(t, a, adminSecret, ns, auth.Write, ns)
 	}
+	wantRefused(t, a, adminSecret, "Orders", auth.Read, auth.ErrUnauthorized)
 	e := wantRefused(t, a, adminSecret, "", auth.Read, auth.ErrUnauthorized)
 	if !strings.Contains(e.Reason, "name the namespace") {
 		t.Errorf("the refusal does not say to name a namespace: %v", e)
@@ -241,6 +244,7 @@ func TestServiceAccounts(t *testing.T) {
 		}
 		wantRefused(t, a, tok, "", auth.Admin, auth.ErrUnauthorized)
 		wantRefused(t, a, tok, ns, auth.Admin, auth.ErrUnauthorized)
+		wantRefused(t, a, tok, strings.ToUpper(ns), auth.Read, auth.ErrUnauthorized)
 	})
 	t.Run("viewer", func(t *testing.T) {
 		tok := serviceAccountToken(t, ns, "viewer", viewerRole)

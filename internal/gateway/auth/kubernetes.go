@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -44,6 +43,9 @@ func (a *Authorizer) authorizeKubernetes(ctx context.Context, token, namespace s
 	// Step 2. Where it acts: a ServiceAccount in its own namespace unless
 	// it names another; any other user must name one, as kubectl needs
 	// one from them.
+	if err := validTarget(u.GetName(), namespace); err != nil {
+		return "", err
+	}
 	target := namespace
 	if target == "" && access != Admin {
 		own, _, err := serviceaccount.SplitUsername(u.GetName())
@@ -72,7 +74,7 @@ func (a *Authorizer) authorizeKubernetes(ctx context.Context, token, namespace s
 func (a *Authorizer) authenticate(ctx context.Context, token string) (user.Info, error) {
 	// The bearer token authenticator reads up to the first space and
 	// ignores the rest; a token it would cut short is not one.
-	if strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+	if !printable(token) {
 		return nil, &Error{Kind: ErrInvalidToken, Reason: "the token contains whitespace or characters outside printable ASCII; send it exactly as issued"}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/rpc", nil)

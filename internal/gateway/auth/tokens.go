@@ -19,6 +19,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -216,7 +217,7 @@ func (t *Tokens) storedHash(namespace string) ([]byte, error) {
 		return nil, fmt.Errorf("auth: reading the cached token of namespace %s: %w", namespace, err)
 	}
 	hash, err := hex.DecodeString(string(secret.Data[hashKey]))
-	if err != nil || len(hash) != len(tokenHash("")) || !isTokenSecret(secret, namespace) {
+	if err != nil || len(hash) != sha256.Size || !isTokenSecret(secret, namespace) {
 		return nil, &Error{Kind: ErrInvalidToken, Namespace: namespace,
 			Reason: fmt.Sprintf("the token Secret %s/%s of namespace %s is damaged; delete it and issue a new token", secret.Namespace, secret.Name, namespace)}
 	}
