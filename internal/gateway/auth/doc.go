@@ -39,14 +39,15 @@ limitations under the License.
 //     of the token and of what its hash covers, so a token edited to name
 //     another namespace does not verify.
 //   - Revocation by deleting the Secret: once the watch delivers the
-//     deletion (normally milliseconds, at most a relist later), the token
-//     is refused. No API request is made to verify a namespace token.
+//     deletion (milliseconds; after a broken watch, once the informer has
+//     listed again), the token is refused. No API request is made to
+//     verify a namespace token.
 //   - No plaintext namespace token is stored: a Secret holds only the
 //     SHA-256 of the token (32 random bytes in it make a hash without salt
 //     enough), compared in constant time. The admin token is kept in
 //     memory only as its SHA-256. No error message contains a token.
-//   - A Kubernetes token can do through the gateway exactly what RBAC lets
-//     it do to EventStreams: Read is "get" on
+//   - A Kubernetes token can do through the gateway only what the API
+//     server's authorizer (RBAC) lets it do: Read is "get" on
 //     eventstreams.state.jobstate.dev in the namespace, Write both "create"
 //     and "update" there, Admin "create" on namespaces (cluster-wide, for
 //     creating, deleting and listing namespaces alike).
@@ -65,14 +66,17 @@ limitations under the License.
 //   - That namespace tokens expire: like EventoDB's, they are valid until
 //     deleted.
 //   - Protection against guessing traffic: every token that is not a
-//     namespace or admin token is sent to the API server (TokenReview,
-//     cached only when it succeeds or is cleanly refused); rate-limit in
-//     front of the gateway. The tokens a client sends are therefore seen by
+//     namespace or admin token is sent to the API server (a TokenReview;
+//     successes are cached, refusals that come with an error message, as
+//     most do, are not); rate-limit in front of the gateway. The tokens a client sends are therefore seen by
 //     the API server, as they are by every delegating authenticator.
 //   - Audience checks: a Kubernetes token minted for the API server is
 //     accepted, as the API server itself would accept it.
 //   - That the namespace exists: Authorize decides who may act where, not
 //     whether there is anything there.
+//   - Protection from whoever may create or update Secrets in
+//     Options.TokenNamespace: they can issue themselves a token for any
+//     namespace. Grant that to the gateway and cluster admins only.
 //
 // The identity of Options.Config needs: "create" on tokenreviews
 // (authentication.k8s.io) and subjectaccessreviews (authorization.k8s.io),
