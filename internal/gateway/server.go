@@ -63,6 +63,9 @@ type Options struct {
 	// Log receives one line per failed call that is not the client's
 	// fault. Default: discard.
 	Log logr.Logger
+	// Ready, if set, gates GET /health: 503 until it reports true (the
+	// Authorizer's token cache has synced). Default: always ready.
+	Ready func() bool
 	// Metrics is where the gateway's metrics are registered (with
 	// controller-runtime: metrics.Registry). Default: a registry of its
 	// own, which nothing serves.
@@ -133,6 +136,10 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/rpc", s.serveRPC)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		if s.opts.Ready != nil && !s.opts.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
