@@ -1,4 +1,4 @@
-# Build the manager binary
+# Build the manager and gateway binaries
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
@@ -13,16 +13,20 @@ RUN go mod download
 # internal/ and pkg/).
 COPY . .
 
-# GOARCH has no default, so the binary is built for the platform of the host
+# GOARCH has no default, so the binaries are built for the platform of the host
 # building the image unless --platform sets TARGETOS/TARGETARCH.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags="-s -w" -o manager ./cmd/manager
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
+    go build -trimpath -ldflags="-s -w" -o gateway ./cmd/gateway
 
-# Use distroless as minimal base image to package the manager binary.
+# Use distroless as minimal base image to package the binaries: /manager is
+# the entrypoint, config/gateway runs /gateway from the same image.
 # Refer to https://github.com/GoogleContainerTools/distroless for more details.
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
 COPY --from=builder /workspace/manager .
+COPY --from=builder /workspace/gateway .
 USER 65532:65532
 
 ENTRYPOINT ["/manager"]

@@ -42,13 +42,19 @@ limitations under the License.
 // and W writers on one JobState under spec.lockPolicy Lease against
 // Optimistic. Then three on pkg/stream (see stream.go): append latency by
 // stream length, W writers appending to W streams against W raw writers on
-// W JobStates, and reading a long stream with a cold segment cache.
+// W JobStates, and reading a long stream with a cold segment cache. Last,
+// two on the EventoDB gateway (see gateway.go), through real HTTP clients:
+// W clients writing to many streams against W raw writers on W JobStates,
+// and C clients writing to one stream against raw serial updates of one
+// object.
 //
 // Run it with `make bench` or `go run ./test/bench [-sections LIST]
 // [-updates N] [-writers W] [-rounds R] [-warmup K] [-handoffs H]
 // [-slow-handoffs S] [-lease-updates L] [-stream-lengths L1,L2,...]
-// [-stream-appends A] [-stream-updates U] [-stream-page P]`; -sections
-// picks the sections to run (updates, handoff, lock-policy, stream).
+// [-stream-appends A] [-stream-updates U] [-stream-page P]
+// [-gateway-streams S] [-gateway-updates G] [-gateway-clients C]`;
+// -sections picks the sections to run (updates, handoff, lock-policy,
+// stream, gateway).
 // Targets are reported, not asserted: the exit status is non-zero only when
 // the control plane cannot be set up (or the run is interrupted).
 package main
@@ -87,8 +93,8 @@ import (
 
 func main() {
 	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run, of: "+strings.Join(allSections, ", "))
-	updates := flag.Int("updates", 1000, "updates per variant (split evenly among the writers)")
-	writers := flag.Int("writers", 8, "concurrent writers in the contended variants and in the stream throughput rows")
+	updates := flag.Int("updates", 1000, "updates per variant (split evenly among the writers), and calls per row of the gateway's one-stream table")
+	writers := flag.Int("writers", 8, "concurrent writers in the contended variants, in the stream throughput rows and in the gateway's many-streams rows")
 	rounds := flag.Int("rounds", 10, "rounds in which the two serial variants alternate (and the stream throughput rows)")
 	warmup := flag.Int("warmup", 50, "writes to warm up the API server before the first variant")
 	handoffs := flag.Int("handoffs", 50, "lock handoffs timed for pkg/lease and for leaderelection with a 200ms RetryPeriod")
@@ -98,10 +104,17 @@ func main() {
 	streamAppends := flag.Int("stream-appends", 400, "single-event appends timed per stream length")
 	streamUpdates := flag.Int("stream-updates", 200, "appends, and raw updates, per writer in the stream throughput rows")
 	streamPage := flag.Int("stream-page", 1000, "events per Read when reading the longest stream")
+	gatewayStreams := flag.Int("gateway-streams", 100, "streams the gateway's many-streams row writes to (at least -writers)")
+	gatewayUpdates := flag.Int("gateway-updates", 200, "stream.write calls, and raw updates, per writer in the gateway's many-streams rows")
+	gatewayClients := flag.Int("gateway-clients", 64, "concurrent HTTP clients writing to the gateway's one stream")
 	flag.Parse()
 	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 || *handoffs < 1 || *slowHandoffs < 1 || *leaseUpdates < 1 ||
-		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates and -stream-page must be at least 1, -warmup at least 0")
+		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 || *gatewayUpdates < 1 || *gatewayClients < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates, -stream-page, -gateway-updates and -gateway-clients must be at least 1, -warmup at least 0")
+		os.Exit(2)
+	}
+	if *gatewayStreams < *writers {
+		fmt.Fprintln(os.Stderr, "bench: -gateway-streams must be at least -writers (every writer has streams of its own)")
 		os.Exit(2)
 	}
 	selected, err := parseSections(*sections)
@@ -124,6 +137,10 @@ func main() {
 			lengths: lengths, appends: *streamAppends,
 			writers: *writers, perWriter: *streamUpdates, rounds: *rounds, page: *streamPage,
 		},
+		gateway: gatewayOptions{
+			writers: *writers, streams: *gatewayStreams, perWriter: *gatewayUpdates, rounds: *rounds,
+			clients: *gatewayClients, updates: *updates,
+		},
 	})
 	stop()
 	if err != nil {
@@ -133,7 +150,7 @@ func main() {
 }
 
 // allSections are the sections of the bench, in the order they run.
-var allSections = []string{"updates", "handoff", "lock-policy", "stream"}
+var allSections = []string{"updates", "handoff", "lock-policy", "stream", "gateway"}
 
 // parseSections parses -sections into the set of sections to run.
 func parseSections(list string) (map[string]bool, error) {
@@ -177,6 +194,8 @@ type options struct {
 	handoffs, slowHandoffs, leaseUpdates int
 	// stream sizes the stream section (see stream.go).
 	stream streamOptions
+	// gateway sizes the gateway section (see gateway.go).
+	gateway gatewayOptions
 }
 
 // variant is one way of incrementing the counter; it becomes one row.
@@ -270,6 +289,7 @@ func run(ctx context.Context, o options) error {
 		{"handoff", func() error { return b.handoffSection(ctx, o.handoffs, o.slowHandoffs) }},
 		{"lock-policy", func() error { return b.lockPolicySection(ctx, o.leaseUpdates, o.writers) }},
 		{"stream", func() error { return b.streamSection(ctx, o.stream) }},
+		{"gateway", func() error { return b.gatewaySection(ctx, o.gateway) }},
 	}
 	first := true
 	for _, s := range sections {

@@ -16,7 +16,8 @@ limitations under the License.
 
 package main
 
-// The stream section of the bench (pkg/stream), printed last:
+// The stream section of the bench (pkg/stream), printed after the lock
+// sections:
 //
 //  A. Append latency: single-event appends by one writer with one
 //     stream.Client, on streams already holding 100, 10,000 and 100,000
@@ -616,15 +617,41 @@ func printStreamThroughput(out io.Writer, flows []*flow, o streamOptions) {
 		o.writers, o.perWriter, min(o.rounds, o.perWriter))
 	results := make([]result, len(flows))
 	for i, f := range flows {
-		results[i] = result{variant: f.variant, ok: f.ok.Load(), failed: f.failed.Load(), lost: f.lost,
-			writes: f.writes.Load(), elapsed: f.elapsed, firstErr: f.firstErr}
+		results[i] = f.result()
 	}
-	base := results[0].rate()
+	printCallTable(out, results, "raw")
+	fmt.Fprintln(out, "lost: successful calls their object does not show (its counter for raw; for a stream, its version, which")
+	fmt.Fprintln(out, "  must equal the writer's successful appends: the untimed creating append put the first event at 0).")
+	for _, f := range flows {
+		f.printErrors(out)
+	}
+}
+
+// result is f's row of a table.
+func (f *flow) result() result {
+	return result{variant: f.variant, ok: f.ok.Load(), failed: f.failed.Load(), lost: f.lost,
+		writes: f.writes.Load(), elapsed: f.elapsed, firstErr: f.firstErr}
+}
+
+// printErrors writes f's mismatches and its first error.
+func (f *flow) printErrors(out io.Writer) {
+	for _, m := range f.mismatches {
+		fmt.Fprintf(out, "%s: %s\n", f.name, m)
+	}
+	if f.firstErr != nil {
+		fmt.Fprintf(out, "%s: first error of %d: %s\n", f.name, f.failed.Load(), truncate(f.firstErr.Error(), 300))
+	}
+}
+
+// printCallTable writes results with each row's calls/s as a multiple of
+// the first row's, named base, and how many met their targets.
+func printCallTable(out io.Writer, results []result, base string) {
+	baseRate := results[0].rate()
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "variant\tcalls ok\tfailed\tlost\twrites\telapsed\tcalls/s\t× raw\ttarget")
+	fmt.Fprintf(tw, "variant\tcalls ok\tfailed\tlost\twrites\telapsed\tcalls/s\t× %s\ttarget\n", base)
 	met := 0
 	for _, r := range results {
-		ratio := r.rate() / base
+		ratio := r.rate() / baseRate
 		pass := checkTarget(r, ratio)
 		if pass {
 			met++
@@ -634,16 +661,6 @@ func printStreamThroughput(out io.Writer, flows []*flow, o streamOptions) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(out, "targets met: %d of %d\n", met, len(results))
-	fmt.Fprintln(out, "lost: successful calls their object does not show (its counter for raw; for a stream, its version, which")
-	fmt.Fprintln(out, "  must equal the writer's successful appends: the untimed creating append put the first event at 0).")
-	for _, f := range flows {
-		for _, m := range f.mismatches {
-			fmt.Fprintf(out, "%s: %s\n", f.name, m)
-		}
-		if f.firstErr != nil {
-			fmt.Fprintf(out, "%s: first error of %d: %s\n", f.name, f.failed.Load(), truncate(f.firstErr.Error(), 300))
-		}
-	}
 }
 
 // printRead writes table C.
