@@ -25,8 +25,10 @@ limitations under the License.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -43,6 +45,7 @@ import (
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/internal/gateway"
 	"github.com/jobstate-dev/jobstate/internal/gateway/auth"
+	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
 // version is stamped by the build (-ldflags "-X main.version=...").
@@ -60,6 +63,8 @@ type flags struct {
 	bind, metrics, cert, key, adminTokenFile, tokenNamespace string
 	maxBody                                                  int64
 	readTimeout, writeTimeout, shutdownTimeout, authCacheTTL time.Duration
+	qps                                                      float64
+	burst                                                    int
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -75,6 +80,8 @@ func parseFlags() (flags, zap.Options) {
 	flag.StringVar(&f.adminTokenFile, "admin-token-file", "", "A file holding the admin token, which may call ns.create, ns.delete and ns.list (mount it from a Secret); empty: only Kubernetes identities allowed to create namespaces may.")
 	flag.StringVar(&f.tokenNamespace, "token-namespace", auth.DefaultTokenNamespace, "The namespace whose Secrets hold the EventoDB namespace tokens' hashes.")
 	flag.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 10*time.Second, "How long a TokenReview's or SubjectAccessReview's answer is reused (an RBAC change takes effect that much later).")
+	flag.Float64Var(&f.qps, "kube-api-qps", 500, "Requests per second to the API server (client-go's limiter; a hot stream's group commit needs far more than its default 5).")
+	flag.IntVar(&f.burst, "kube-api-burst", 1000, "Burst of requests to the API server above --kube-api-qps.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -92,6 +99,8 @@ func (f flags) check() error {
 		return fmt.Errorf("--read-timeout, --write-timeout and --shutdown-timeout must be > 0")
 	case f.authCacheTTL < 0:
 		return fmt.Errorf("--auth-cache-ttl must be >= 0, got %s", f.authCacheTTL)
+	case f.qps <= 0 || f.burst <= 0:
+		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be > 0")
 	}
 	return nil
 }
@@ -116,6 +125,13 @@ func run(f flags) error {
 	if err != nil {
 		return err
 	}
+	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
+	adminFile := f.adminTokenFile
+	if _, err := os.Stat(adminFile); adminFile != "" && errors.Is(err, fs.ErrNotExist) {
+		// config/gateway mounts the admin Secret optionally.
+		ctrl.Log.WithName("gateway").Info("No admin token: the file does not exist; ns.create, ns.delete and ns.list are for Kubernetes identities allowed to create namespaces", "file", adminFile)
+		adminFile = ""
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
 		Metrics: metricsserver.Options{
@@ -126,7 +142,7 @@ func run(f flags) error {
 		return err
 	}
 	authz, err := auth.New(auth.Options{
-		Config: cfg, TokenNamespace: f.tokenNamespace, AdminTokenFile: f.adminTokenFile,
+		Config: cfg, TokenNamespace: f.tokenNamespace, AdminTokenFile: adminFile,
 		AuthenticationCacheTTL: f.authCacheTTL, AuthorizationCacheTTL: f.authCacheTTL,
 	})
 	if err != nil {
@@ -139,6 +155,10 @@ func run(f flags) error {
 	}
 	srv, err := gateway.New(gateway.Options{
 		Client: live, Auth: authz, Tokens: authz.Tokens(), Ready: authz.HasSynced,
+		// The gateway seals the heads its appends fill (it is a sealer
+		// identity in config/admission): a hot stream never waits for the
+		// controller.
+		Stream:       stream.Options{Sealer: true},
 		MaxBodyBytes: f.maxBody, Version: version, Log: ctrl.Log.WithName("gateway"), Metrics: metrics.Registry,
 	})
 	if err != nil {

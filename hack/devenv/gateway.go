@@ -49,7 +49,7 @@ type gatewayProcess struct {
 // startGateway builds and starts cmd/gateway on addr, waits for it to
 // answer, and makes a namespace token for namespace with the admin token
 // (a file in bin/), so the seed's curl commands run as written.
-func startGateway(ctx context.Context, env *testenv.Env, root, kubeconfig, addr, namespace string) (*gatewayProcess, error) {
+func startGateway(ctx context.Context, env *testenv.Env, root, addr, namespace string) (*gatewayProcess, error) {
 	bin := filepath.Join(root, "bin", "gateway")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gateway")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
@@ -70,6 +70,11 @@ func startGateway(ctx context.Context, env *testenv.Env, root, kubeconfig, addr,
 	logPath := filepath.Join(root, "bin", "gateway.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
+		return nil, err
+	}
+	// As its own ServiceAccount: config/admission lets it seal.
+	kubeconfig := filepath.Join(root, "bin", "gateway.kubeconfig")
+	if err := writeKubeConfig(env, kubeconfig, testenv.GatewayUser); err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "--kubeconfig", kubeconfig, "--bind-address", addr,

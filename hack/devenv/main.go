@@ -83,7 +83,7 @@ func run(ctx context.Context, forceLocal bool, namespace, gatewayAddr string) er
 	root := testenv.RepoRoot()
 	kubeconfig := filepath.Join(root, "bin", "jobstate-dev.kubeconfig")
 	kubectl := filepath.Join(testenv.AssetsDir(), "kubectl")
-	if err := writeKubeConfig(env, kubeconfig); err != nil {
+	if err := writeKubeConfig(env, kubeconfig, "developer"); err != nil {
 		return err
 	}
 	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-n", namespace, "-k", filepath.Join(root, "config", "samples"))
@@ -106,7 +106,7 @@ func run(ctx context.Context, forceLocal bool, namespace, gatewayAddr string) er
 	})
 	gatewayNote := ""
 	if gatewayAddr != "" {
-		gw, err := startGateway(ctx, env, root, kubeconfig, gatewayAddr, namespace)
+		gw, err := startGateway(ctx, env, root, gatewayAddr, namespace)
 		if err != nil {
 			return err
 		}
@@ -150,8 +150,8 @@ func reachable(cfg *rest.Config) bool {
 	return err == nil
 }
 
-func writeKubeConfig(env *testenv.Env, path string) error {
-	data, err := env.KubeConfig("developer")
+func writeKubeConfig(env *testenv.Env, path, user string) error {
+	data, err := env.KubeConfig(user)
 	if err != nil {
 		return fmt.Errorf("making a kubeconfig: %w", err)
 	}

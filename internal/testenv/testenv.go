@@ -59,6 +59,10 @@ const K8sVersion = "1.37.2"
 // Env.Config authenticate as it (with system:masters), as a manager does.
 const SealerUser = "system:serviceaccount:jobstate-system:jobstate-controller-manager"
 
+// GatewayUser is the EventoDB gateway's ServiceAccount as config/default
+// deploys it, the other sealer identity config/admission allows.
+const GatewayUser = "system:serviceaccount:jobstate-system:jobstate-gateway"
+
 // Env is a running control plane.
 type Env struct {
 	Config *rest.Config

@@ -71,10 +71,11 @@ limitations under the License.
 //     advances, and head.first, head.sealedChars and head.sealed change
 //     only together (CEL rules on the CRD);
 //   - a segment cannot change (CEL);
-//   - only the sealer identity may create or change segments, or advance
-//     head.first (config/admission: ValidatingAdmissionPolicies on
-//     request.userInfo, whose match conditions leave appends alone); the
-//     worker and editor roles cannot create segments at all (RBAC);
+//   - only the sealer identities (the manager's and the gateway's
+//     ServiceAccounts) may create or change segments, or advance head.first
+//     (config/admission: ValidatingAdmissionPolicies on request.userInfo,
+//     whose match conditions leave appends alone); the worker and editor
+//     roles cannot create segments at all (RBAC);
 //   - head.commits only grows at its end, but as sealing trims it (CEL);
 //   - setting spec.retention or changing an existing stream's owners needs
 //     update on eventstreams/lifetime (config/admission), which the editor

@@ -142,14 +142,11 @@ func (b *bench) startGateway(ctx context.Context, ns string, callers int, sealer
 	g := &gatewayServer{token: "bench-token", namespace: ns}
 	// One stream.Client for the process, as cmd/gateway has, writing every
 	// stream of every namespace (group commit per stream).
-	streams, err := stream.New(countWrites(b.c, &g.writes), stream.Options{Sealer: sealer})
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	if g.versions, err = stream.New(b.c, stream.Options{}); err != nil {
 		return nil, err
 	}
-	srv, err := gateway.New(gateway.Options{Client: b.c, Streams: streams, Auth: oneToken{token: g.token, namespace: ns}})
+	srv, err := gateway.New(gateway.Options{Client: countWrites(b.c, &g.writes), Stream: stream.Options{Sealer: sealer}, Auth: oneToken{token: g.token, namespace: ns}})
 	if err != nil {
 		return nil, err
 	}

@@ -203,15 +203,9 @@ func startGateway(ctx context.Context, t *testing.T, ns string) (url, token stri
 	if err != nil {
 		t.Fatalf("the gateway's ClusterRole does not take effect: %v", err)
 	}
-	// As cmd/gateway: one stream.Client for every namespace, not a sealer
-	// (the manager seals).
-	streams, err := stream.New(c, stream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// An EventoDB namespace token's shape, ns_<base64url(namespace)>_<hex>.
 	token = "ns_" + base64.RawURLEncoding.EncodeToString([]byte(ns)) + "_" + randomHex(t, 32)
-	srv, err := gateway.New(gateway.Options{Client: c, Streams: streams, Auth: oneToken{token: token, namespace: ns}})
+	srv, err := gateway.New(gateway.Options{Client: c, Stream: stream.Options{Sealer: true}, Auth: oneToken{token: token, namespace: ns}})
 	if err != nil {
 		t.Fatal(err)
 	}
