@@ -294,6 +294,17 @@ func (e *Env) KubeConfig(user string) ([]byte, error) {
 	return u.KubeConfig()
 }
 
+// KubeConfigFor returns a kubeconfig for user name with no groups beyond
+// system:authenticated, for a process that must run with exactly what RBAC
+// grants it (the gateway as its ServiceAccount).
+func (e *Env) KubeConfigFor(name string) ([]byte, error) {
+	u, err := e.env.AddUser(envtest.User{Name: name}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.KubeConfig()
+}
+
 // ConfigFor returns a client config authenticated as user name, with no
 // groups beyond system:authenticated: what it may do is what RBAC grants it.
 func (e *Env) ConfigFor(name string) (*rest.Config, error) {

@@ -20,12 +20,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
-	"net/http/httptest"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,23 +45,24 @@ import (
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/internal/gateway"
-	"github.com/jobstate-dev/jobstate/internal/gateway/auth"
 	"github.com/jobstate-dev/jobstate/internal/testenv"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
 // gatewayUser is the gateway's ServiceAccount as config/default deploys it.
-const gatewayUser = "system:serviceaccount:jobstate-system:jobstate-gateway"
+const gatewayUser = testenv.GatewayUser
+
+// tokenNamespace is where config/default's gateway keeps namespace tokens.
+const tokenNamespace = "jobstate-system"
 
 // TestEventoDBExamples: the scripts of examples/eventodb, run with bash and
 // node as a user runs them, pass against the gateway, and the streams they
 // wrote hold exactly the events their flows store, and nothing else.
 //
-// The gateway acts as its ServiceAccount holding exactly the ClusterRole
-// config/default renders for it, so the test also shows the shipped RBAC is
-// enough for these calls. Until the lead's switch to the cmd/gateway
-// binary, the gateway runs in this process (httptest on 127.0.0.1) with an
-// authorizer that accepts one namespace token.
+// The gateway is cmd/gateway as a process, authenticated as its
+// ServiceAccount holding exactly the RBAC config/default renders for it, so
+// the test also shows the shipped RBAC is enough for these calls; the token
+// is a namespace token from ns.create.
 func TestEventoDBExamples(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -180,38 +182,112 @@ func TestDefaultConfigDeploysTheGateway(t *testing.T) {
 	}
 }
 
-// startGateway serves the gateway on 127.0.0.1 until the test ends, acting
-// as gatewayUser with the ClusterRole config/default gives it, and returns
-// its URL and a token for namespace ns.
+// startGateway runs cmd/gateway as a process on 127.0.0.1 until the test
+// ends, authenticated as gatewayUser with no groups: exactly the RBAC
+// config/default renders for it. It returns the gateway's URL and a token
+// for namespace ns, made with ns.create and the admin token.
 func startGateway(ctx context.Context, t *testing.T, ns string) (url, token string) {
 	t.Helper()
+	g := runGateway(ctx, t)
+	return g.url, g.createToken(ctx, t, ns)
+}
+
+// gatewayProcess is a running cmd/gateway.
+type gatewayProcess struct {
+	url, admin string
+}
+
+// runGateway builds and starts cmd/gateway, and waits until it is ready.
+func runGateway(ctx context.Context, t *testing.T) *gatewayProcess {
+	t.Helper()
 	installGatewayRBAC(ctx, t)
-	cfg, err := env.ConfigFor(gatewayUser)
+	dir := t.TempDir()
+	data, err := env.KubeConfigFor(gatewayUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
+	kubeconfig := filepath.Join(dir, "gateway.kubeconfig")
+	g := &gatewayProcess{admin: randomHex(t, 24)}
+	adminFile := filepath.Join(dir, "admin.token")
+	for path, content := range map[string][]byte{kubeconfig: data, adminFile: []byte(g.admin)} {
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// The API server's RBAC authorizer learns of a binding from a watch:
-	// wait until it allows the gateway to read streams in ns.
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		err := c.List(ctx, &jobstatev1alpha1.EventStreamList{}, client.InNamespace(ns))
-		return err == nil, client.IgnoreNotFound(ignoreForbidden(err))
+	addr := freeAddr(t)
+	g.url = "http://" + addr
+	start(ctx, t, build(t, testenv.RepoRoot(), dir, "./cmd/gateway"), "--kubeconfig", kubeconfig,
+		"--bind-address", addr, "--admin-token-file", adminFile, "--token-namespace", tokenNamespace, "--auth-cache-ttl", "1s")
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		resp, err := http.Get(g.url + "/health")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		t.Fatalf("the gateway's ClusterRole does not take effect: %v", err)
+		t.Fatalf("the gateway did not become ready on %s: %v", addr, err)
 	}
-	// An EventoDB namespace token's shape, ns_<base64url(namespace)>_<hex>.
-	token = "ns_" + base64.RawURLEncoding.EncodeToString([]byte(ns)) + "_" + randomHex(t, 32)
-	srv, err := gateway.New(gateway.Options{Client: c, Stream: stream.Options{Sealer: true}, Auth: oneToken{token: token, namespace: ns}})
+	return g
+}
+
+// createToken makes namespace ns an EventoDB namespace with ns.create and
+// returns its token.
+func (g *gatewayProcess) createToken(ctx context.Context, t *testing.T, ns string) string {
+	t.Helper()
+	var out struct{ Token string }
+	if status, body := rpc(ctx, t, g.url, g.admin, "", &out, "ns.create", ns); status != http.StatusOK || out.Token == "" {
+		t.Fatalf("ns.create %s: %d %s", ns, status, body)
+	}
+	return out.Token
+}
+
+// rpc posts [method, args...] with token (and namespace in the
+// X-Jobstate-Namespace header, if set), decodes a 200's body into out, and
+// returns the status and body.
+func rpc(ctx context.Context, t *testing.T, url, token, namespace string, out any, method string, args ...any) (int, string) {
+	t.Helper()
+	body, err := json.Marshal(append([]any{method}, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL, token
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/rpc", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if namespace != "" {
+		req.Header.Set(gateway.NamespaceHeader, namespace)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK && out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s: decoding %s: %v", method, raw, err)
+		}
+	}
+	return resp.StatusCode, string(raw)
+}
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func ignoreForbidden(err error) error {
@@ -230,7 +306,12 @@ func installGatewayRBAC(ctx context.Context, t *testing.T) {
 	role, binding := &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}
 	docs.get(t, "ClusterRole", "jobstate-gateway-role", role)
 	docs.get(t, "ClusterRoleBinding", "jobstate-gateway-rolebinding", binding)
-	for _, obj := range []client.Object{role, binding} {
+	tokens, tokensBinding := &rbacv1.Role{}, &rbacv1.RoleBinding{}
+	docs.get(t, "Role", "jobstate-gateway-tokens", tokens)
+	docs.get(t, "RoleBinding", "jobstate-gateway-tokens-rolebinding", tokensBinding)
+	ns := &corev1.Namespace{}
+	ns.Name = tokenNamespace
+	for _, obj := range []client.Object{ns, role, binding, tokens, tokensBinding} {
 		if err := env.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
@@ -274,22 +355,6 @@ func (r rendered) get(t *testing.T, kind, name string, obj any) {
 	if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 		t.Fatalf("%s %s: %v", kind, name, err)
 	}
-}
-
-// oneToken authorizes one token, for any access, in one namespace: the
-// stand-in for internal/gateway/auth while the gateway runs in-process.
-type oneToken struct{ token, namespace string }
-
-func (a oneToken) Authorize(_ context.Context, token, namespace string, _ auth.Access) (string, error) {
-	switch {
-	case token == "":
-		return "", auth.ErrRequired
-	case token != a.token:
-		return "", auth.ErrInvalidToken
-	case namespace != "" && namespace != a.namespace:
-		return "", auth.ErrUnauthorized
-	}
-	return a.namespace, nil
 }
 
 // runExample runs an example script from the repository's root with env
