@@ -30,14 +30,15 @@ package main
 //     table's baseline): one object's limit, which only group commit — the
 //     gateway's one stream.Client sharing a head write among the calls
 //     waiting for it — can pass. The reference row is a second gateway
-//     whose stream.Client seals heads itself, which only the manager's
-//     identity may do (config/admission): the gap between the two is what
-//     waiting for the controller's seals costs a hot stream.
+//     whose stream.Client leaves sealing to the EventStream controller, as
+//     a gateway without the sealer identity must: the gap between the two
+//     is what waiting for the controller's seals costs a hot stream, and
+//     why cmd/gateway seals (config/admission names its identity).
 //
 // The rows of a table run interleaved in rounds (ABBA), as the serial
 // variants do. The gateway is internal/gateway's Server on 127.0.0.1
-// (httptest), with one stream.Client as cmd/gateway has one, which is not a
-// sealer: the EventStream controller seals the streams' heads, in a manager
+// (httptest), with one stream.Client as cmd/gateway has one, a sealer as
+// cmd/gateway's is; the EventStream controller also runs, in a manager
 // watching the section's namespace, its writes not counted. Its authorizer
 // accepts one token without any request, as a namespace token is checked
 // against a cache (internal/gateway/auth). The clients are net/http with
@@ -112,7 +113,8 @@ func (b *bench) gatewaySection(ctx context.Context, o gatewayOptions) error {
 	if err := b.startSealer(ctx, ns); err != nil {
 		return fmt.Errorf("starting the sealer: %w", err)
 	}
-	g, err := b.startGateway(ctx, ns, max(o.writers, o.clients), false)
+	// As cmd/gateway: the gateway seals the heads it fills.
+	g, err := b.startGateway(ctx, ns, max(o.writers, o.clients), true)
 	if err != nil {
 		return err
 	}
@@ -120,11 +122,11 @@ func (b *bench) gatewaySection(ctx context.Context, o gatewayOptions) error {
 	if err != nil {
 		return err
 	}
-	sealing, err := b.startGateway(ctx, ns, o.clients, true)
+	unsealing, err := b.startGateway(ctx, ns, o.clients, false)
 	if err != nil {
 		return err
 	}
-	hot, err := b.gatewayHot(ctx, g, sealing, o)
+	hot, err := b.gatewayHot(ctx, g, unsealing, o)
 	if err != nil {
 		return err
 	}
@@ -136,8 +138,8 @@ func (b *bench) gatewaySection(ctx context.Context, o gatewayOptions) error {
 
 // startGateway serves a gateway on 127.0.0.1 until ctx ends, for namespace
 // ns, and returns it with an HTTP client that keeps a connection per
-// concurrent caller. Its stream.Client seals heads itself only if sealer
-// (B's reference row; b.c is the sealer identity).
+// concurrent caller. Its stream.Client seals heads itself if sealer (b.c
+// is a sealer identity), as cmd/gateway's does.
 func (b *bench) startGateway(ctx context.Context, ns string, callers int, sealer bool) (*gatewayServer, error) {
 	g := &gatewayServer{token: "bench-token", namespace: ns}
 	// One stream.Client for the process, as cmd/gateway has, writing every
@@ -274,9 +276,9 @@ func (g *gatewayServer) storedIn(owned [][]string) func(ctx context.Context, w i
 
 // directFlow sets up A's reference: W writers appending as the gateway's
 // clients do, to their shares of S other streams, with stream.Append
-// through one stream.Client (a non-sealer, as the gateway's) and no HTTP.
+// through one stream.Client (a sealer, as the gateway's) and no HTTP.
 func (b *bench) directFlow(ctx context.Context, g *gatewayServer, o gatewayOptions, writes *atomic.Int64) (*flow, error) {
-	sc, err := stream.New(countWrites(b.c, writes), stream.Options{})
+	sc, err := stream.New(countWrites(b.c, writes), stream.Options{Sealer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -303,15 +305,17 @@ func (b *bench) directFlow(ctx context.Context, g *gatewayServer, o gatewayOptio
 	return f, nil
 }
 
-// Streams of B: the gateway's, and the sealing reference gateway's.
+// Streams of B: the gateway's, and the reference gateway's that leaves
+// sealing to the controller.
 const (
-	hotStream        = "hot"
-	hotSealingStream = "hot-sealing"
+	hotStream          = "hot"
+	hotUnsealingStream = "hot-controller-seals"
 )
 
 // gatewayHot runs B: raw serial updates of one JobState, the HTTP clients on
-// one stream through g, and as many through sealing, interleaved in rounds.
-func (b *bench) gatewayHot(ctx context.Context, g, sealing *gatewayServer, o gatewayOptions) ([]result, error) {
+// one stream through g, and as many through unsealing (a gateway that
+// leaves sealing to the EventStream controller), interleaved in rounds.
+func (b *bench) gatewayHot(ctx context.Context, g, unsealing *gatewayServer, o gatewayOptions) ([]result, error) {
 	serial, err := b.prepare(ctx, variant{name: "raw serial (Status().Update, carried), 1 JobState", target: target{noFailures: true}, writers: 1, setup: rawSerial})
 	if err != nil {
 		return nil, fmt.Errorf("raw serial: %w", err)
@@ -321,7 +325,7 @@ func (b *bench) gatewayHot(ctx context.Context, g, sealing *gatewayServer, o gat
 	if err != nil {
 		return nil, err
 	}
-	ref, err := newHotRow(ctx, sealing, hotSealingStream, "reference: the same, the gateway sealing (needs the sealer identity)",
+	ref, err := newHotRow(ctx, unsealing, hotUnsealingStream, "reference: the same, the controller sealing (a gateway without the sealer identity)",
 		target{noFailures: true}, o.clients)
 	if err != nil {
 		return nil, err
@@ -425,7 +429,7 @@ func printGatewayHot(out io.Writer, results []result, o gatewayOptions) {
 			fmt.Fprintf(out, "%s: %.1f calls per head write (group commit).\n", r.name, float64(r.ok+r.failed)/float64(r.writes))
 		}
 	}
-	fmt.Fprintln(out, "writes: the API writes each row sent (the controller's seals not counted; the sealing gateway's own are).")
+	fmt.Fprintln(out, "writes: the API writes each row sent (the controller's seals not counted; the gateway's own are).")
 	fmt.Fprintln(out, "lost: successful calls the object does not show (the JobState's counter; the stream's version, created by an untimed write at 0).")
 	for _, r := range results {
 		if r.firstErr != nil {
