@@ -1,0 +1,164 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// TestGatewayAuth: cmd/gateway, as its ServiceAccount with config/default's
+// RBAC, admits exactly what each token may do. A pod's ServiceAccount token
+// acts in its own namespace as RBAC allows (403 without a binding, 403 in
+// another namespace); a namespace token is confined to its namespace,
+// manages no namespace, and stops working when ns.delete revokes it.
+func TestGatewayAuth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	g := runGateway(ctx, t)
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsA, nsB := env.Namespace(t), env.Namespace(t)
+	writer, reader, nobody := saToken(ctx, t, cs, nsA, "writer", "jobstate-eventstream-editor-role"),
+		saToken(ctx, t, cs, nsA, "reader", "jobstate-eventstream-viewer-role"), saToken(ctx, t, cs, nsA, "nobody", "")
+	msg := map[string]any{"type": "Opened", "data": map[string]any{}}
+
+	// Kubernetes tokens: RBAC decides (the cache TTL is 1s: wait out a
+	// denial cached before the RoleBinding took effect).
+	waitStatus(ctx, t, http.StatusOK, func() (int, string) { return rpc(ctx, t, g.url, writer, "", nil, "stream.write", "account-1", msg) })
+	waitStatus(ctx, t, http.StatusOK, func() (int, string) { return rpc(ctx, t, g.url, reader, "", nil, "stream.get", "account-1") })
+	for _, c := range []struct {
+		name, token, ns, method string
+		want                    int
+	}{
+		{"a reader cannot write", reader, "", "stream.write", http.StatusForbidden},
+		{"no RBAC, no read", nobody, "", "stream.get", http.StatusForbidden},
+		{"not in another namespace", writer, nsB, "stream.write", http.StatusForbidden},
+		{"no token", "", "", "stream.get", http.StatusUnauthorized},
+		{"a forged token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "", "stream.get", http.StatusUnauthorized},
+	} {
+		args := []any{"account-1"}
+		if c.method == "stream.write" {
+			args = append(args, msg)
+		}
+		if status, body := rpc(ctx, t, g.url, c.token, c.ns, nil, c.method, args...); status != c.want {
+			t.Errorf("%s: %s answered %d %s, want %d", c.name, c.method, status, body, c.want)
+		}
+	}
+
+	// Namespace tokens: confined to their namespace.
+	tokenA, tokenB := g.createToken(ctx, t, nsA), g.createToken(ctx, t, nsB)
+	var version int64
+	if status, body := rpc(ctx, t, g.url, tokenA, "", &version, "stream.version", "account-1"); status != http.StatusOK || version != 0 {
+		t.Fatalf("namespace token A reads its stream: %d %s", status, body)
+	}
+	rpc(ctx, t, g.url, tokenB, "", nil, "stream.write", "secret-1", msg)
+	var rows []any
+	if status, body := rpc(ctx, t, g.url, tokenA, "", &rows, "category.get", ""); status != http.StatusOK || len(rows) != 1 {
+		t.Errorf("token A's category.get \"\" sees %d messages (%d %s), want its own 1", len(rows), status, body)
+	}
+	for _, c := range []struct {
+		name, ns, method string
+		args             []any
+		want             int
+	}{
+		{"another namespace's stream", nsB, "stream.get", []any{"secret-1"}, http.StatusForbidden},
+		{"writing there", nsB, "stream.write", []any{"secret-1", msg}, http.StatusForbidden},
+		{"its info", "", "ns.info", []any{nsB}, http.StatusForbidden},
+		{"deleting it", "", "ns.delete", []any{nsB}, http.StatusForbidden},
+		{"listing namespaces", "", "ns.list", nil, http.StatusForbidden},
+		{"making one", "", "ns.create", []any{"evil-" + nsA}, http.StatusForbidden},
+	} {
+		if status, body := rpc(ctx, t, g.url, tokenA, c.ns, nil, c.method, c.args...); status != c.want {
+			t.Errorf("token A, %s: %s answered %d %s, want %d", c.name, c.method, status, body, c.want)
+		}
+	}
+	if status, body := rpc(ctx, t, g.url, tokenB, "", &rows, "stream.get", "secret-1"); status != http.StatusOK || len(rows) != 1 {
+		t.Errorf("B's stream after A's attempts: %d %s", status, body)
+	}
+
+	// Revoked by ns.delete: the token stops working (a watch removes it
+	// from the gateway's cache).
+	if status, body := rpc(ctx, t, g.url, g.admin, "", nil, "ns.delete", nsB); status != http.StatusOK {
+		t.Fatalf("ns.delete: %d %s", status, body)
+	}
+	waitStatus(ctx, t, http.StatusUnauthorized, func() (int, string) { return rpc(ctx, t, g.url, tokenB, "", nil, "stream.version", "secret-1") })
+}
+
+// saToken makes a ServiceAccount in ns bound to clusterRole there (none if
+// ""), and returns a token for it from the TokenRequest API.
+func saToken(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name, clusterRole string) string {
+	t.Helper()
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if clusterRole != "" {
+		installClusterRole(ctx, t, clusterRole)
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+		}
+		if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// installClusterRole creates a ClusterRole as config/default renders it.
+func installClusterRole(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	role := &rbacv1.ClusterRole{}
+	renderDefault(ctx, t).get(t, "ClusterRole", name, role)
+	if err := env.Client.Create(ctx, role); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+}
+
+// waitStatus calls until the status is want, for up to 15s.
+func waitStatus(ctx context.Context, t *testing.T, want int, call func() (int, string)) {
+	t.Helper()
+	var status int
+	var body string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 15*time.Second, true, func(context.Context) (bool, error) {
+		status, body = call()
+		return status == want, nil
+	})
+	if err != nil {
+		t.Fatalf("status %d %s, want %d", status, body, want)
+	}
+}
