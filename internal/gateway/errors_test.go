@@ -161,3 +161,18 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Errorf("GET /rpc: %d, want 405", resp.StatusCode)
 	}
 }
+
+// TestOversizedMessage: a message over pkg/stream's 64 KiB bound is a 400
+// naming the bound, within the default body limit, and stores nothing.
+func TestOversizedMessage(t *testing.T) {
+	g := newGateway(t)
+	status, body := g.call("stream.write", "big-1", map[string]any{"type": "Big", "data": map[string]any{"x": strings.Repeat("x", 70<<10)}})
+	if e := wantError(t, status, body, http.StatusBadRequest, CodeInvalidRequest); !strings.Contains(e.Message, "65536") {
+		t.Errorf("message %q does not name the bound", e.Message)
+	}
+	var v *int64
+	g.ok(&v, "stream.version", "big-1")
+	if v != nil {
+		t.Fatalf("an oversized message stored something: version %d", *v)
+	}
+}

@@ -289,3 +289,38 @@ func TestStreamGetOptions(t *testing.T) {
 		t.Fatalf("stream.get of no stream = %v, want []", rows)
 	}
 }
+
+// TestTwoReplicas: two gateways (two replicas, each with its own
+// stream.Client) writing one stream at once are correct together: 2 × 8
+// clients × 25 writes get positions 0..399, each once.
+func TestTwoReplicas(t *testing.T) {
+	const perReplica, writes = 8, 25
+	a := newGateway(t)
+	b := newGateway(t)
+	b.ns, b.token = a.ns, a.token // the same namespace through another replica
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	for _, g := range []*gw{a, b} {
+		for range perReplica {
+			wg.Go(func() {
+				for range writes {
+					var res writeResult
+					g.ok(&res, "stream.write", "shared-1", map[string]any{"type": "E", "data": map[string]any{}})
+					mu.Lock()
+					if seen[res.Position] {
+						t.Errorf("position %d returned twice", res.Position)
+					}
+					seen[res.Position] = true
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	var v int64
+	a.ok(&v, "stream.version", "shared-1")
+	if want := 2 * perReplica * writes; len(seen) != want || v != int64(want-1) {
+		t.Fatalf("%d positions returned, version %d; want %d and %d", len(seen), v, want, want-1)
+	}
+}
