@@ -57,6 +57,8 @@ type Options struct {
 	// Log receives one line per failed call that is not the client's
 	// fault. Default: discard.
 	Log logr.Logger
+	// Subscribe configures GET /subscribe; without a Watch it answers 503.
+	Subscribe SubscribeOptions
 }
 
 // DefaultMaxBodyBytes bounds a request: a head's largest append (768 KiB
@@ -73,6 +75,8 @@ const NamespaceHeader = "X-Jobstate-Namespace"
 type Server struct {
 	opts    Options
 	methods map[string]method
+	// subs fans the watch out to subscriptions; nil without a Watch.
+	subs *hub
 }
 
 // New validates opts and returns a Server.
@@ -96,13 +100,20 @@ func New(opts Options) (*Server, error) {
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
-	return &Server{opts: opts, methods: methods()}, nil
+	s := &Server{opts: opts, methods: methods()}
+	subs, err := newHub(opts.Subscribe, s.headPokes, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	s.subs = subs
+	return s, nil
 }
 
-// Handler serves POST /rpc, GET /health and GET /version.
+// Handler serves POST /rpc, GET /subscribe, GET /health and GET /version.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/rpc", s.serveRPC)
+	mux.HandleFunc("GET /subscribe", s.serveSubscribe)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
