@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-logr/logr"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
@@ -131,7 +132,7 @@ func (h *hub) synced() <-chan struct{} { return h.reg.HasSyncedChecker().Done() 
 // streams of that list are the starting point, not news: no subscriber can
 // be registered before it is delivered (see synced).
 func (h *hub) onAdd(obj any, isInInitialList bool) {
-	if es, ok := obj.(*jobstatev1alpha1.EventStream); ok && !isInInitialList {
+	if es, ok := obj.(*jobstatev1alpha1.EventStream); ok && !isInInitialList && version(es) >= 0 {
 		h.publish(&change{es: es, from: 0})
 	}
 }
@@ -182,14 +183,14 @@ func (h *hub) publish(c *change) {
 		return
 	}
 	name := streamName(c.es)
-	read := false
+	loaded := false
 	for sub := range subs {
 		if !sub.wants.matches(c.es, name) {
 			continue
 		}
-		if !read && !c.deleted {
-			h.read(c)
-			read = true
+		if !loaded && !c.deleted {
+			h.loadPokes(c)
+			loaded = true
 		}
 		select {
 		case sub.changes <- c:
@@ -202,10 +203,13 @@ func (h *hub) publish(c *change) {
 	}
 }
 
-// read fills in c's pokes from the head, or marks it for each subscriber
-// to read if some of its events are sealed already.
-func (h *hub) read(c *change) {
-	if c.es.Head == nil || c.from < c.es.Head.First {
+// loadPokes fills in c's pokes from the head, or marks it for each
+// subscriber to read if some of its events are sealed already.
+func (h *hub) loadPokes(c *change) {
+	if version(c.es) < c.from {
+		return // A stream created again without events yet.
+	}
+	if c.from < c.es.Head.First {
 		c.read = true
 		return
 	}
@@ -213,7 +217,7 @@ func (h *hub) read(c *change) {
 	if err != nil {
 		// Each subscriber reads again, fails the same way and ends:
 		// better than a gap.
-		h.log.Error(err, "Reading a stream's new events for its subscribers", "stream", c.es.Namespace+"/"+c.es.Name)
+		h.log.Error(err, "Reading a stream's new events for its subscribers", "stream", klog.KObj(c.es))
 		c.read = true
 		return
 	}

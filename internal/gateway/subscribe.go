@@ -19,16 +19,9 @@ package gateway
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,17 +62,6 @@ const (
 // history holds in memory at once.
 const historyPage = 64
 
-// poke is EventoDB's notification of one event.
-type poke struct {
-	Stream         string `json:"stream"`
-	Position       int64  `json:"position"`
-	GlobalPosition int64  `json:"globalPosition"`
-}
-
-func pokeOf(ev *event) poke {
-	return poke{Stream: ev.name, Position: ev.Position, GlobalPosition: ev.global}
-}
-
 // Close ends every subscription and stops following the watch; later
 // subscriptions get 503. http.Server.Shutdown waits for handlers but does
 // not end one that streams, so register it: srv.RegisterOnShutdown(gw.Close).
@@ -101,9 +83,24 @@ func (s *Server) Subscriptions() int {
 // `event: poke` per event of a stream (stream=S), of a category's streams
 // (category=C, optionally one consumer group member's: consumer=M&size=N)
 // or of every stream of the namespace (all=true), from position=P on: a
-// stream position for a stream, a global position otherwise. History comes
-// first, then what is written meanwhile, with neither a gap nor a duplicate
-// between them. Steps:
+// stream position for a stream, a global position otherwise.
+//
+// It guarantees: history first, then what is written meanwhile, with
+// neither a gap nor a duplicate between them or later; a stream's pokes in
+// position order; history in global order, and live pokes in the order
+// the watch delivers them, which is commit order (global order) while the
+// watch runs. A subscriber sees its namespace's streams only.
+//
+// It does not guarantee: global order across streams after the informer
+// relists (a watch gap): the relisted streams come in list order, each
+// one's events still in order and once. A subscriber that falls behind is
+// disconnected, not waited for: it reconnects from its last position. The
+// consumer group is Message DB's hash of the cardinal id, as category.get
+// uses (EventoDB's own /subscribe hashes the whole name differently). Events
+// are announced, not sent: the client reads them with stream.get or
+// category.get.
+//
+// Steps:
 //  1. Refuse without a watch (503), before anything else.
 //  2. Validate every parameter (400) before any stream is read.
 //  3. Verify the token (401, 403), which names the namespace.
@@ -454,236 +451,3 @@ func (t *tracker) seen(key string, version int64) { t.next[key] = max(t.next[key
 
 // forget drops what was sent of a deleted stream.
 func (t *tracker) forget(key string) { delete(t.next, key) }
-
-var (
-	// errInterrupted: a write was refused because the subscription ended.
-	errInterrupted = errors.New("the subscription ended during a write")
-	// errConnection wraps a write that failed: the client left, or read
-	// nothing for WriteTimeout.
-	errConnection = errors.New("writing to the subscriber")
-)
-
-// pokeWriter writes Server-Sent Events, each write bounded by a deadline.
-type pokeWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-
-	// mu orders setting a write's deadline against interrupt, which
-	// another goroutine calls.
-	mu          sync.Mutex
-	interrupted bool
-}
-
-func newPokeWriter(w http.ResponseWriter, timeout time.Duration) *pokeWriter {
-	return &pokeWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
-}
-
-// start sends the response's header.
-func (p *pokeWriter) start() error {
-	h := p.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	// nginx would otherwise buffer the stream.
-	h.Set("X-Accel-Buffering", "no")
-	p.w.WriteHeader(http.StatusOK)
-	return p.flush()
-}
-
-// poke writes one poke event.
-func (p *pokeWriter) poke(ev poke) error {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	return p.write(append(append([]byte("event: poke\ndata: "), data...), '\n', '\n'))
-}
-
-// comment writes an SSE comment, which clients ignore.
-func (p *pokeWriter) comment(text string) error { return p.write([]byte(": " + text + "\n\n")) }
-
-func (p *pokeWriter) write(b []byte) error {
-	if err := p.deadline(); err != nil {
-		return err
-	}
-	if _, err := p.w.Write(b); err != nil {
-		return fmt.Errorf("%w: %w", errConnection, err)
-	}
-	return nil
-}
-
-func (p *pokeWriter) flush() error {
-	if err := p.deadline(); err != nil {
-		return err
-	}
-	if err := p.rc.Flush(); err != nil {
-		return fmt.Errorf("%w: %w", errConnection, err)
-	}
-	return nil
-}
-
-// deadline bounds the next write, unless the writer was interrupted.
-func (p *pokeWriter) deadline() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.interrupted {
-		return errInterrupted
-	}
-	if err := p.rc.SetWriteDeadline(time.Now().Add(p.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	return nil
-}
-
-// interruptOn cuts off the write in progress, and refuses every later
-// one, once any of the channels is closed: a handler blocked writing to a
-// client that stopped reading must end when the client falls behind or the
-// gateway closes. Call the returned func before the handler returns (a
-// ResponseController may not be used after).
-func (p *pokeWriter) interruptOn(ctx context.Context, behind, closed <-chan struct{}) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-ctx.Done():
-		case <-behind:
-		case <-closed:
-		case <-done:
-			return
-		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		p.interrupted = true
-		_ = p.rc.SetWriteDeadline(time.Now())
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
-}
-
-// subscription is what GET /subscribe asks for.
-type subscription struct {
-	// stream is the EventoDB stream name of stream=S, key its object name;
-	// "" for the others.
-	stream, key string
-	// category is C of category=C; group the consumer group member, if
-	// consumer and size are given.
-	category string
-	group    *group
-	// all is all=true: every stream of the namespace.
-	all bool
-	// position is where the pokes start: a stream position with stream=,
-	// a global position otherwise.
-	position int64
-}
-
-// matches reports whether q follows es, whose EventoDB name is name.
-func (q subscription) matches(es *jobstatev1alpha1.EventStream, name string) bool {
-	switch {
-	case q.stream != "":
-		return es.Name == q.key
-	case q.all:
-		return true
-	}
-	return category(name) == q.category && (q.group == nil || consumerMember(name, q.group.size) == q.group.member)
-}
-
-// String is q as its query parameters, for logs.
-func (q subscription) String() string {
-	v := url.Values{}
-	switch {
-	case q.stream != "":
-		v.Set("stream", q.stream)
-	case q.all:
-		v.Set("all", "true")
-	default:
-		v.Set("category", q.category)
-	}
-	if q.group != nil {
-		v.Set("consumer", strconv.FormatInt(q.group.member, 10))
-		v.Set("size", strconv.FormatInt(q.group.size, 10))
-	}
-	v.Set("position", strconv.FormatInt(q.position, 10))
-	return v.Encode()
-}
-
-// parseSubscription reads GET /subscribe's query. Every way it can be
-// wrong is a 400 that says what is wrong.
-func parseSubscription(v url.Values) (subscription, *Error) {
-	var q subscription
-	for name, values := range v {
-		if len(values) > 1 {
-			return q, invalid("/subscribe: %s is given %d times; give it once", name, len(values))
-		}
-	}
-	for _, name := range []string{"consumerGroupMember", "consumerGroupSize"} {
-		if v.Has(name) {
-			return q, invalid("/subscribe: %s is not read; a consumer group member is consumer=M&size=N", name)
-		}
-	}
-	if n := count(v.Has("stream"), v.Has("category"), v.Has("all")); n != 1 {
-		return q, invalid("/subscribe takes exactly one of stream=<stream name>, category=<category> or all=true, got %d", n)
-	}
-	switch {
-	case v.Has("stream"):
-		q.stream = v.Get("stream")
-		if q.stream == "" || len(q.stream) > maxStreamName || !utf8.ValidString(q.stream) {
-			return q, invalid("/subscribe: stream must be a stream name: valid UTF-8 of 1 to %d bytes", maxStreamName)
-		}
-		q.key = objectName(q.stream)
-	case v.Has("category"):
-		q.category = v.Get("category")
-		if q.category == "" || strings.Contains(q.category, "-") || !utf8.ValidString(q.category) {
-			return q, invalid("/subscribe: category must be a category name: non-empty, without '-' (a stream's category is its name up to the first '-'), got %q", q.category)
-		}
-	case v.Get("all") != "true":
-		return q, invalid(`/subscribe: all must be "true", got %q`, v.Get("all"))
-	default:
-		q.all = true
-	}
-	if v.Has("position") {
-		p, err := strconv.ParseInt(v.Get("position"), 10, 64)
-		if err != nil || p < 0 {
-			return q, invalid("/subscribe: position must be an integer >= 0 (a stream position with stream=, a global position otherwise), got %q", v.Get("position"))
-		}
-		q.position = p
-	}
-	g, e := parseGroup(v, q.category != "")
-	q.group = g
-	return q, e
-}
-
-// parseGroup reads consumer=M&size=N, which only a category subscription
-// takes; nil if neither is given.
-func parseGroup(v url.Values, isCategory bool) (*group, *Error) {
-	if !v.Has("consumer") && !v.Has("size") {
-		return nil, nil
-	}
-	if !isCategory {
-		return nil, invalid("/subscribe: consumer and size name a consumer group member of a category subscription; they need category=")
-	}
-	if !v.Has("consumer") || !v.Has("size") {
-		return nil, invalid("/subscribe: consumer and size go together: consumer=M&size=N with 0 <= M < N")
-	}
-	size, err := strconv.ParseInt(v.Get("size"), 10, 64)
-	if err != nil || size < 1 {
-		return nil, invalid("/subscribe: size must be an integer >= 1, got %q", v.Get("size"))
-	}
-	member, err := strconv.ParseInt(v.Get("consumer"), 10, 64)
-	if err != nil || member < 0 || member >= size {
-		return nil, invalid("/subscribe: consumer must be an integer from 0 to size-1 (%d), got %q", size-1, v.Get("consumer"))
-	}
-	return &group{member: member, size: size}, nil
-}
-
-// count is how many of conditions hold.
-func count(conditions ...bool) int {
-	n := 0
-	for _, c := range conditions {
-		if c {
-			n++
-		}
-	}
-	return n
-}
