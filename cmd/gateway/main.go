@@ -25,6 +25,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -153,12 +154,19 @@ func run(f flags) error {
 	if err != nil {
 		return err
 	}
+	// Subscriptions follow one shared informer on EventStreams, started
+	// with the manager's cache.
+	watch, err := mgr.GetCache().GetInformer(context.Background(), &jobstatev1alpha1.EventStream{})
+	if err != nil {
+		return err
+	}
 	srv, err := gateway.New(gateway.Options{
 		Client: live, Auth: authz, Tokens: authz.Tokens(), Ready: authz.HasSynced,
 		// The gateway seals the heads its appends fill (it is a sealer
 		// identity in config/admission): a hot stream never waits for the
 		// controller.
 		Stream:       stream.Options{Sealer: true},
+		Subscribe:    gateway.SubscribeOptions{Watch: watch},
 		MaxBodyBytes: f.maxBody, Version: version, Log: ctrl.Log.WithName("gateway"), Metrics: metrics.Registry,
 	})
 	if err != nil {
@@ -169,7 +177,7 @@ func run(f flags) error {
 	}
 	if err := mgr.Add(&gateway.Listener{
 		Addr: f.bind, CertFile: f.cert, KeyFile: f.key, Handler: srv.Handler(), Log: ctrl.Log.WithName("gateway"),
-		ReadTimeout: f.readTimeout, WriteTimeout: f.writeTimeout, ShutdownTimeout: f.shutdownTimeout,
+		ReadTimeout: f.readTimeout, WriteTimeout: f.writeTimeout, ShutdownTimeout: f.shutdownTimeout, OnShutdown: srv.Close,
 	}); err != nil {
 		return err
 	}

@@ -42,7 +42,10 @@ type Listener struct {
 	// subscriptions are closed (clients reconnect from their position).
 	ShutdownTimeout time.Duration
 	Handler         http.Handler
-	Log             logr.Logger
+	// OnShutdown runs when the shutdown starts (Server.Close: it ends the
+	// subscriptions, which Shutdown would otherwise wait for).
+	OnShutdown func()
+	Log        logr.Logger
 }
 
 // Start listens and serves until ctx ends.
@@ -58,6 +61,9 @@ func (l *Listener) Start(ctx context.Context) error {
 		WriteTimeout:      l.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	if l.OnShutdown != nil {
+		srv.RegisterOnShutdown(l.OnShutdown)
 	}
 	done := make(chan error, 1)
 	go func() {

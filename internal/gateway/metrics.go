@@ -28,10 +28,11 @@ type metrics struct {
 	messages      prometheus.Histogram
 	batch         prometheus.Histogram
 	conflicts     prometheus.Counter
-	subscriptions prometheus.Gauge
+	subscriptions prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the metrics on reg; open counts the subscriptions.
+func newMetrics(reg prometheus.Registerer, open func() int) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jobstate_gateway_requests_total",
@@ -56,10 +57,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "jobstate_gateway_eventstream_write_conflicts_total",
 			Help: "EventStream writes refused with 409 Conflict (another writer got there first) and retried.",
 		}),
-		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+		subscriptions: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "jobstate_gateway_subscriptions_open",
 			Help: "GET /subscribe connections open.",
-		}),
+		}, func() float64 { return float64(open()) }),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.messages, m.batch, m.conflicts, m.subscriptions} {
 		if err := reg.Register(c); err != nil {

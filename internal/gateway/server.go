@@ -70,6 +70,8 @@ type Options struct {
 	// controller-runtime: metrics.Registry). Default: a registry of its
 	// own, which nothing serves.
 	Metrics prometheus.Registerer
+	// Subscribe configures GET /subscribe; without a Watch it answers 503.
+	Subscribe SubscribeOptions
 }
 
 // DefaultMaxBodyBytes bounds a request: pkg/stream's largest append (256
@@ -88,6 +90,8 @@ type Server struct {
 	methods map[string]method
 	metrics *metrics
 	streams *stream.Client
+	// subs fans the watch out to subscriptions; nil without a Watch.
+	subs *hub
 }
 
 // New validates opts and returns a Server.
@@ -112,11 +116,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(opts.Metrics)
-	if err != nil {
+	s := &Server{opts: opts, methods: methods()}
+	var err error
+	if s.metrics, err = newMetrics(opts.Metrics, s.Subscriptions); err != nil {
 		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
 	}
-	s := &Server{opts: opts, methods: methods(), metrics: m}
 	sopts := opts.Stream
 	onWrite := sopts.Update.OnWrite
 	sopts.Update.OnWrite = func(appends int, err error) {
@@ -128,13 +132,17 @@ func New(opts Options) (*Server, error) {
 	if s.streams, err = stream.New(opts.Client, sopts); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if s.subs, err = newHub(opts.Subscribe, s.headPokes, opts.Log); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// Handler serves POST /rpc, GET /health and GET /version.
+// Handler serves POST /rpc, GET /subscribe, GET /health and GET /version.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/rpc", s.serveRPC)
+	mux.HandleFunc("GET /subscribe", s.serveSubscribe)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		if s.opts.Ready != nil && !s.opts.Ready() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
