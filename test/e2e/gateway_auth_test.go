@@ -17,8 +17,11 @@ limitations under the License.
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +163,56 @@ func waitStatus(ctx context.Context, t *testing.T, want int, call func() (int, s
 	})
 	if err != nil {
 		t.Fatalf("status %d %s, want %d", status, body, want)
+	}
+}
+
+// TestGatewaySubscribe: cmd/gateway's GET /subscribe, following its
+// manager's informer, pokes once for each write, in order, from the
+// history on and then live.
+func TestGatewaySubscribe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	g := runGateway(ctx, t)
+	ns := env.Namespace(t)
+	token := g.createToken(ctx, t, ns)
+	msg := map[string]any{"type": "Tick", "data": map[string]any{}}
+	if status, body := rpc(ctx, t, g.url, token, "", nil, "stream.write", "ticks-1", msg); status != http.StatusOK {
+		t.Fatalf("stream.write: %d %s", status, body)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/subscribe?stream=ticks-1&position=0&token="+token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET /subscribe: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for range 4 {
+		if status, body := rpc(ctx, t, g.url, token, "", nil, "stream.write", "ticks-1", msg); status != http.StatusOK {
+			t.Fatalf("stream.write: %d %s", status, body)
+		}
+	}
+	scanner := bufio.NewScanner(resp.Body)
+	var positions []int64
+	for len(positions) < 5 && scanner.Scan() {
+		data, ok := strings.CutPrefix(scanner.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var poke struct {
+			Stream   string
+			Position int64
+		}
+		if err := json.Unmarshal([]byte(data), &poke); err != nil || poke.Stream != "ticks-1" {
+			t.Fatalf("poke %q: %v", data, err)
+		}
+		positions = append(positions, poke.Position)
+	}
+	if !slices.Equal(positions, []int64{0, 1, 2, 3, 4}) {
+		t.Fatalf("pokes for positions %v, want 0..4 once each, in order (%v)", positions, scanner.Err())
 	}
 }

@@ -319,13 +319,19 @@ func (a *Authorizer) authorizeNamespaceToken(ctx context.Context, token, namespa
 	if err := a.waitSynced(ctx); err != nil {
 		return "", err
 	}
-	stored, err := a.tokens.storedHash(own)
-	if err != nil {
-		return "", err
-	}
 	// The namespace is part of what is hashed: a token whose namespace was
 	// edited is looked up in that namespace's Secret and does not match.
 	hash := tokenHash(token)
+	stored, err := a.tokens.storedHash(ctx, own, false)
+	if err != nil || !hashesEqual(hash[:], stored) {
+		// The cache may not have seen a token issued a moment ago, by
+		// this replica or another: ask the API server before refusing.
+		// (A revoked token stays accepted until the watch delivers the
+		// deletion: the cache is only ever behind.)
+		if stored, err = a.tokens.storedHash(ctx, own, true); err != nil {
+			return "", err
+		}
+	}
 	if !hashesEqual(hash[:], stored) {
 		return "", &Error{Kind: ErrInvalidToken, Namespace: own,
 			Reason: fmt.Sprintf("the token is not namespace %s's current token (revoked and reissued, or never issued); ask an admin for the current one", own)}

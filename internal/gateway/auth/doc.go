@@ -40,8 +40,10 @@ limitations under the License.
 //     another namespace does not verify.
 //   - Revocation by deleting the Secret: once the watch delivers the
 //     deletion (milliseconds; after a broken watch, once the informer has
-//     listed again), the token is refused. No API request is made to
-//     verify a namespace token.
+//     listed again), the token is refused. A token the cache verifies
+//     costs no API request; one it does not know (issued a moment ago, by
+//     this replica or another, or never) costs one GET of its Secret before
+//     it is refused, so a token works on the call right after ns.create.
 //   - No plaintext namespace token is stored: a Secret holds only the
 //     SHA-256 of the token (32 random bytes in it make a hash without salt
 //     enough), compared in constant time. The admin token is kept in

@@ -205,16 +205,23 @@ func listOptions() metav1.ListOptions {
 	return metav1.ListOptions{LabelSelector: NamespaceLabel, FieldSelector: "type=" + string(SecretType)}
 }
 
-// storedHash returns the hash in namespace's token Secret in the cache, or
-// an error matching ErrInvalidToken when there is none.
-func (t *Tokens) storedHash(namespace string) ([]byte, error) {
-	secret, err := t.cached.Get(secretName(namespace))
+// storedHash returns the hash in namespace's token Secret, from the cache
+// or (live) from the API server, or an error matching ErrInvalidToken when
+// there is none.
+func (t *Tokens) storedHash(ctx context.Context, namespace string, live bool) ([]byte, error) {
+	var secret *corev1.Secret
+	var err error
+	if live {
+		secret, err = t.secrets.Get(ctx, secretName(namespace), metav1.GetOptions{})
+	} else {
+		secret, err = t.cached.Get(secretName(namespace))
+	}
 	if apierrors.IsNotFound(err) {
 		return nil, &Error{Kind: ErrInvalidToken, Namespace: namespace,
 			Reason: fmt.Sprintf("namespace %s has no token (never issued, or revoked); ask an admin for a new one (ns.create)", namespace)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auth: reading the cached token of namespace %s: %w", namespace, err)
+		return nil, fmt.Errorf("auth: reading the token of namespace %s: %w", namespace, err)
 	}
 	hash, err := hex.DecodeString(string(secret.Data[hashKey]))
 	if err != nil || len(hash) != sha256.Size || !isTokenSecret(secret, namespace) {

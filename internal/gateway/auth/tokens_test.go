@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,21 @@ func TestTokensStoreNoPlaintext(t *testing.T) {
 	hash := sha256.Sum256([]byte(rec.Token))
 	if len(secret.Data) != 1 || string(secret.Data["sha256"]) != hex.EncodeToString(hash[:]) {
 		t.Errorf("Secret data = %q, want only the token's SHA-256 in hex", secret.Data)
+	}
+}
+
+// TestTokenWorksAtOnce: a token works on the very next call after Create,
+// before the watch has delivered its Secret to the cache (the client got it
+// from ns.create and uses it right away, possibly on another replica).
+func TestTokenWorksAtOnce(t *testing.T) {
+	ctx := t.Context()
+	a := newAuthorizer(t, auth.Options{})
+	for i := range 20 {
+		ns := fmt.Sprintf("at-once-%d", i)
+		rec, err := a.Tokens().Create(ctx, ns, "", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantAllowed(t, a, rec.Token, "", auth.Write, ns)
 	}
 }
