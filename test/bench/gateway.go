@@ -34,6 +34,8 @@ package main
 //     a gateway without the sealer identity must: the gap between the two
 //     is what waiting for the controller's seals costs a hot stream, and
 //     why cmd/gateway seals (config/admission names its identity).
+//  C. Poke latency (poke.go): one GET /subscribe, serial writes; the time
+//     from a write's answer to its poke, against the write's round trip.
 //
 // The rows of a table run interleaved in rounds (ABBA), as the serial
 // variants do. The gateway is internal/gateway's Server on 127.0.0.1
@@ -81,6 +83,8 @@ type gatewayOptions struct {
 	// clients and updates size B: updates is split among the clients, and
 	// the raw serial writer makes as many.
 	clients, updates int
+	// pokes sizes C: serial writes to a subscribed stream.
+	pokes int
 }
 
 // gatewayServer is the in-process gateway and what its clients share.
@@ -130,9 +134,15 @@ func (b *bench) gatewaySection(ctx context.Context, o gatewayOptions) error {
 	if err != nil {
 		return err
 	}
+	pokes, err := b.pokeLatency(ctx, ns, o.pokes)
+	if err != nil {
+		return fmt.Errorf("poke latency: %w", err)
+	}
 	printGatewaySpread(os.Stdout, spread, o)
 	fmt.Println()
 	printGatewayHot(os.Stdout, hot, o)
+	fmt.Println()
+	printPokeLatency(os.Stdout, pokes)
 	return nil
 }
 

@@ -52,7 +52,8 @@ limitations under the License.
 // [-updates N] [-writers W] [-rounds R] [-warmup K] [-handoffs H]
 // [-slow-handoffs S] [-lease-updates L] [-stream-lengths L1,L2,...]
 // [-stream-appends A] [-stream-updates U] [-stream-page P]
-// [-gateway-streams S] [-gateway-updates G] [-gateway-clients C]`;
+// [-gateway-streams S] [-gateway-updates G] [-gateway-clients C]
+// [-gateway-hot-calls H] [-gateway-pokes P]`;
 // -sections picks the sections to run (updates, handoff, lock-policy,
 // stream, gateway).
 // Targets are reported, not asserted: the exit status is non-zero only when
@@ -107,10 +108,12 @@ func main() {
 	gatewayStreams := flag.Int("gateway-streams", 100, "streams the gateway's many-streams row writes to (at least -writers)")
 	gatewayUpdates := flag.Int("gateway-updates", 200, "stream.write calls, and raw updates, per writer in the gateway's many-streams rows")
 	gatewayClients := flag.Int("gateway-clients", 64, "concurrent HTTP clients writing to the gateway's one stream")
+	gatewayHot := flag.Int("gateway-hot-calls", 4000, "stream.write calls to the gateway's one stream, and raw serial updates (enough for group commit to reach its steady state)")
+	gatewayPokes := flag.Int("gateway-pokes", 200, "serial stream.write calls to a subscribed stream, for the poke latency")
 	flag.Parse()
 	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 || *handoffs < 1 || *slowHandoffs < 1 || *leaseUpdates < 1 ||
-		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 || *gatewayUpdates < 1 || *gatewayClients < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates, -stream-page, -gateway-updates and -gateway-clients must be at least 1, -warmup at least 0")
+		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 || *gatewayUpdates < 1 || *gatewayClients < 1 || *gatewayHot < 1 || *gatewayPokes < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates, -stream-page, -gateway-updates, -gateway-clients, -gateway-hot-calls and -gateway-pokes must be at least 1, -warmup at least 0")
 		os.Exit(2)
 	}
 	if *gatewayStreams < *writers {
@@ -139,7 +142,7 @@ func main() {
 		},
 		gateway: gatewayOptions{
 			writers: *writers, streams: *gatewayStreams, perWriter: *gatewayUpdates, rounds: *rounds,
-			clients: *gatewayClients, updates: *updates,
+			clients: *gatewayClients, updates: *gatewayHot, pokes: *gatewayPokes,
 		},
 	})
 	stop()
