@@ -36,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -149,26 +150,7 @@ func run(f flags) error {
 	if err != nil {
 		return err
 	}
-	// Live reads and writes: a client reads its own writes.
-	live, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
-	// Subscriptions follow one shared informer on EventStreams, started
-	// with the manager's cache.
-	watch, err := mgr.GetCache().GetInformer(context.Background(), &jobstatev1alpha1.EventStream{})
-	if err != nil {
-		return err
-	}
-	srv, err := gateway.New(gateway.Options{
-		Client: live, Auth: authz, Tokens: authz.Tokens(), Ready: authz.HasSynced,
-		// The gateway seals the heads its appends fill (it is a sealer
-		// identity in config/admission): a hot stream never waits for the
-		// controller.
-		Stream:       stream.Options{Sealer: true},
-		Subscribe:    gateway.SubscribeOptions{Watch: watch},
-		MaxBodyBytes: f.maxBody, Version: version, Log: ctrl.Log.WithName("gateway"), Metrics: metrics.Registry,
-	})
+	srv, err := newServer(mgr, cfg, f, authz)
 	if err != nil {
 		return err
 	}
@@ -182,4 +164,33 @@ func run(f flags) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// newServer is the gateway's Server, writing live as the gateway's
+// identity and following the manager cache's informer for subscriptions.
+func newServer(mgr ctrl.Manager, cfg *rest.Config, f flags, authz *auth.Authorizer) (*gateway.Server, error) {
+	// Live reads and writes: a client reads its own writes.
+	live, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	// Subscriptions follow one shared informer on EventStreams, started
+	// with the manager's cache.
+	watch, err := mgr.GetCache().GetInformer(context.Background(), &jobstatev1alpha1.EventStream{})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := gateway.New(gateway.Options{
+		Client: live, Auth: authz, Tokens: authz.Tokens(), Ready: authz.HasSynced,
+		// The gateway seals the heads its appends fill (it is a sealer
+		// identity in config/admission): a hot stream never waits for the
+		// controller.
+		Stream:       stream.Options{Sealer: true},
+		Subscribe:    gateway.SubscribeOptions{Watch: watch},
+		MaxBodyBytes: f.maxBody, Version: version, Log: ctrl.Log.WithName("gateway"), Metrics: metrics.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
 }

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,6 +39,24 @@ import (
 
 // tokenNamespace holds the gateway's namespace tokens, as in config/default.
 const tokenNamespace = "jobstate-system"
+
+// runGateway starts the gateway on addr (none if addr is "") in wg, and
+// returns what make run prints about it.
+func runGateway(ctx context.Context, wg *sync.WaitGroup, env *testenv.Env, root, addr, namespace string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	gw, err := startGateway(ctx, env, root, addr, namespace)
+	if err != nil {
+		return "", err
+	}
+	wg.Go(func() {
+		if err := gw.wait(); err != nil && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, "gateway:", err)
+		}
+	})
+	return gw.note(), nil
+}
 
 // gatewayProcess is cmd/gateway running as its own process.
 type gatewayProcess struct {

@@ -104,18 +104,9 @@ func run(ctx context.Context, forceLocal bool, namespace, gatewayAddr string) er
 			fmt.Fprintln(os.Stderr, "worker:", err)
 		}
 	})
-	gatewayNote := ""
-	if gatewayAddr != "" {
-		gw, err := startGateway(ctx, env, root, gatewayAddr, namespace)
-		if err != nil {
-			return err
-		}
-		wg.Go(func() {
-			if err := gw.wait(); err != nil && ctx.Err() == nil {
-				fmt.Fprintln(os.Stderr, "gateway:", err)
-			}
-		})
-		gatewayNote = gw.note()
+	gatewayNote, err := runGateway(ctx, &wg, env, root, gatewayAddr, namespace)
+	if err != nil {
+		return err
 	}
 
 	fmt.Printf(`

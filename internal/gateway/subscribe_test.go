@@ -45,8 +45,6 @@ import (
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
-
-
 // tokens is the tests' Authorizer: token "t-<ns>" acts in namespace <ns>
 // and nowhere else.
 type tokens struct{}

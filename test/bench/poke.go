@@ -78,18 +78,10 @@ func (b *bench) pokeLatency(ctx context.Context, ns string, writes int) (pokeRes
 	defer ts.Close()
 	defer srv.Close()
 
-	arrived := newArrivals()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/subscribe?stream=poked-1&position=0&token="+token, nil)
+	arrived, err := subscribe(ctx, ts.URL+"/subscribe?stream=poked-1&position=0&token="+token)
 	if err != nil {
 		return pokeResult{}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return pokeResult{}, err
-	}
-	defer resp.Body.Close()
-	go arrived.read(resp.Body)
-
 	res := pokeResult{writes: writes}
 	for i := range writes {
 		body := fmt.Sprintf(`["stream.write","poked-1",{"type":%q,"data":{"i":%d}}]`, eventType, i)
@@ -114,6 +106,29 @@ func (b *bench) pokeLatency(ctx context.Context, ns string, writes int) (pokeRes
 		res.afterAnswer = append(res.afterAnswer, max(at.Sub(answered), 0))
 	}
 	return res, nil
+}
+
+// subscribe opens url, a GET /subscribe, and records its pokes until ctx
+// ends.
+func subscribe(ctx context.Context, url string) (*arrivals, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET /subscribe: status %d", resp.StatusCode)
+	}
+	a := newArrivals()
+	go func() {
+		defer resp.Body.Close()
+		a.read(resp.Body)
+	}()
+	return a, nil
 }
 
 // arrivals records when the poke for each position arrived.

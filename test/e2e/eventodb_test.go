@@ -290,13 +290,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func ignoreForbidden(err error) error {
-	if apierrors.IsForbidden(err) {
-		return nil
-	}
-	return err
-}
-
 // installGatewayRBAC creates the gateway's ClusterRole and
 // ClusterRoleBinding as `kubectl kustomize config/default` renders them
 // (names prefixed, the subject in jobstate-system).

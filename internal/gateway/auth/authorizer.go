@@ -133,24 +133,23 @@ type Authorizer struct {
 	synced   chan struct{}
 }
 
-// New validates opts and returns an Authorizer; it makes no request.
-func New(opts Options) (*Authorizer, error) {
-	// Step 1. Options and their defaults.
+// complete validates opts and fills in the defaults.
+func (opts *Options) complete() error {
 	if opts.Config == nil {
-		return nil, errors.New("auth: Options.Config is required")
+		return errors.New("auth: Options.Config is required")
 	}
 	if opts.TokenNamespace == "" {
 		opts.TokenNamespace = DefaultTokenNamespace
 	}
 	if err := validateNamespace(opts.TokenNamespace); err != nil {
-		return nil, fmt.Errorf("auth: Options.TokenNamespace: %w", err)
+		return fmt.Errorf("auth: Options.TokenNamespace: %w", err)
 	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 	}{{"AdminTokenCheckPeriod", &opts.AdminTokenCheckPeriod}, {"AuthenticationCacheTTL", &opts.AuthenticationCacheTTL}, {"AuthorizationCacheTTL", &opts.AuthorizationCacheTTL}} {
 		if *d.v < 0 {
-			return nil, fmt.Errorf("auth: Options.%s is negative (%v); leave it 0 for the default", d.name, *d.v)
+			return fmt.Errorf("auth: Options.%s is negative (%v); leave it 0 for the default", d.name, *d.v)
 		}
 		if *d.v == 0 {
 			*d.v = 10 * time.Second
@@ -160,10 +159,19 @@ func New(opts Options) (*Authorizer, error) {
 		opts.RetryBackoff = &DefaultRetryBackoff
 	}
 	if opts.RetryBackoff.Steps < 1 {
-		return nil, fmt.Errorf("auth: Options.RetryBackoff.Steps is %d; at least 1 attempt is needed", opts.RetryBackoff.Steps)
+		return fmt.Errorf("auth: Options.RetryBackoff.Steps is %d; at least 1 attempt is needed", opts.RetryBackoff.Steps)
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
+	}
+	return nil
+}
+
+// New validates opts and returns an Authorizer; it makes no request.
+func New(opts Options) (*Authorizer, error) {
+	// Step 1. Options and their defaults.
+	if err := opts.complete(); err != nil {
+		return nil, err
 	}
 	// Step 2. The admin token: a configured file that cannot be read is
 	// an error now rather than an admin locked out later.
@@ -177,24 +185,9 @@ func New(opts Options) (*Authorizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: a client for Options.Config: %w", err)
 	}
-	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
-		Anonymous:                &apiserver.AnonymousAuthConfig{Enabled: false},
-		CacheTTL:                 opts.AuthenticationCacheTTL,
-		TokenAccessReviewClient:  cs.AuthenticationV1(),
-		TokenAccessReviewTimeout: reviewTimeout,
-		WebhookRetryBackoff:      opts.RetryBackoff,
-	}.New()
+	authn, authz, err := delegates(cs, opts)
 	if err != nil {
-		return nil, fmt.Errorf("auth: making the delegating authenticator: %w", err)
-	}
-	authz, err := authorizerfactory.DelegatingAuthorizerConfig{
-		SubjectAccessReviewClient: cs.AuthorizationV1(),
-		AllowCacheTTL:             opts.AuthorizationCacheTTL,
-		DenyCacheTTL:              opts.AuthorizationCacheTTL,
-		WebhookRetryBackoff:       opts.RetryBackoff,
-	}.New()
-	if err != nil {
-		return nil, fmt.Errorf("auth: making the delegating authorizer: %w", err)
+		return nil, err
 	}
 	// Step 4. The token cache: only token Secrets, only in the token
 	// namespace, so the gateway needs no access to other Secrets.
@@ -223,6 +216,31 @@ func New(opts Options) (*Authorizer, error) {
 		admin:    admin,
 		synced:   make(chan struct{}),
 	}, nil
+}
+
+// delegates are the delegating authenticator and authorizer (TokenReview
+// and SubjectAccessReview, with their caches) for opts.
+func delegates(cs kubernetes.Interface, opts Options) (authenticator.Request, authorizer.Authorizer, error) {
+	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
+		Anonymous:                &apiserver.AnonymousAuthConfig{Enabled: false},
+		CacheTTL:                 opts.AuthenticationCacheTTL,
+		TokenAccessReviewClient:  cs.AuthenticationV1(),
+		TokenAccessReviewTimeout: reviewTimeout,
+		WebhookRetryBackoff:      opts.RetryBackoff,
+	}.New()
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth: making the delegating authenticator: %w", err)
+	}
+	authz, err := authorizerfactory.DelegatingAuthorizerConfig{
+		SubjectAccessReviewClient: cs.AuthorizationV1(),
+		AllowCacheTTL:             opts.AuthorizationCacheTTL,
+		DenyCacheTTL:              opts.AuthorizationCacheTTL,
+		WebhookRetryBackoff:       opts.RetryBackoff,
+	}.New()
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth: making the delegating authorizer: %w", err)
+	}
+	return authn, authz, nil
 }
 
 // stripManagedFields keeps the cache small: nothing here reads them.
