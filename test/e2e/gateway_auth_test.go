@@ -33,6 +33,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 )
 
 // TestGatewayAuth: cmd/gateway, as its ServiceAccount with config/default's
@@ -214,5 +217,42 @@ func TestGatewaySubscribe(t *testing.T) {
 	}
 	if !slices.Equal(positions, []int64{0, 1, 2, 3, 4}) {
 		t.Fatalf("pokes for positions %v, want 0..4 once each, in order (%v)", positions, scanner.Err())
+	}
+}
+
+// TestGatewaySeals: the gateway's ServiceAccount may seal (config/admission
+// names it): 90 messages in three writes fill the head past its sealing
+// size, the gateway seals it into segments itself, and stream.get still
+// reads all 90 in order.
+func TestGatewaySeals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	g := runGateway(ctx, t)
+	ns := env.Namespace(t)
+	token := g.createToken(ctx, t, ns)
+	for range 3 {
+		batch := make([]any, 30)
+		for i := range batch {
+			batch[i] = map[string]any{"type": "Tick", "data": map[string]any{}}
+		}
+		if status, body := rpc(ctx, t, g.url, token, "", nil, "stream.write", "sealed-1", batch); status != http.StatusOK {
+			t.Fatalf("stream.write of 30: %d %s", status, body)
+		}
+	}
+	es := &jobstatev1alpha1.EventStream{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sealed-1"}, es); err != nil {
+		t.Fatal(err)
+	}
+	if es.Head == nil || es.Head.First == 0 {
+		t.Fatalf("the head was not sealed: %+v", es.Head)
+	}
+	var rows [][]any
+	if status, body := rpc(ctx, t, g.url, token, "", &rows, "stream.get", "sealed-1"); status != http.StatusOK || len(rows) != 90 {
+		t.Fatalf("stream.get: %d rows (%d %s), want 90", len(rows), status, body)
+	}
+	for i, r := range rows {
+		if r[2] != float64(i) {
+			t.Fatalf("row %d is at position %v", i, r[2])
+		}
 	}
 }
