@@ -59,6 +59,12 @@ limitations under the License.
 //   - globalPosition is the commit revision × 1000 + the event's index in
 //     its write (see position.go): it increases in commit order across a
 //     namespace's streams, but is sparse, not 1, 2, 3.
+//   - GET /subscribe's consumer groups use Message DB's hash, as
+//     category.get does (EventoDB's /subscribe hashes the stream name
+//     another way, so there its pokes and its category.get disagree on
+//     members). It reads consumer and size; EventoDB's documented
+//     consumerGroupMember and consumerGroupSize are refused with a 400
+//     naming those, rather than ignored.
 //   - A namespace id must be a Kubernetes namespace name (a DNS label).
 //   - A stream name is any UTF-8 string up to 1024 bytes; one that is not
 //     an object name is stored under a mapped name, and the EventStream's
@@ -77,4 +83,7 @@ limitations under the License.
 //     is not running.
 //   - Idempotency by id reaches back as far as pkg/stream's: the events
 //     still in the head (at least the newest 16).
+//   - Pokes carry no SSE id, so a browser EventSource reconnecting by
+//     itself starts again from the position it first asked for; no CORS
+//     header is sent. Nothing bounds how many subscriptions a token opens.
 package gateway
