@@ -50,8 +50,9 @@ import (
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
-// version is stamped by the build (-ldflags "-X main.version=...").
-var version = "dev"
+// version is stamped by the build (-ldflags "-X main.version=..."); a
+// semantic version, as EventoDB's clients expect of sys.version.
+var version = "0.1.0-dev"
 
 var scheme = runtime.NewScheme()
 

@@ -79,10 +79,12 @@ func readQuery(a args, i int, global bool) (query, object, *Error) {
 	if n, ok, e := o.int("batchSize"); e != nil {
 		return q, o, e
 	} else if ok {
-		if n != -1 && (n < 1 || n > maxBatchSize) {
-			return q, o, invalid("%s: options.batchSize must be 1 to %d, or -1 for all, got %d", a.method, maxBatchSize, n)
+		if n != -1 && n < 1 {
+			return q, o, invalid("%s: options.batchSize must be at least 1, or -1 for all, got %d", a.method, n)
 		}
-		q.limit = int(n)
+		// Past the maximum it is capped, as EventoDB's SDK tests expect
+		// of a server (EDGE-003), rather than refused.
+		q.limit = int(min(n, maxBatchSize)) // -1 stays -1: all
 	}
 	return q, o, nil
 }

@@ -58,7 +58,8 @@ type Options struct {
 	// MaxBodyBytes bounds a request body; larger ones are refused with 413.
 	// Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Version is what sys.version and GET /version report. Default "dev".
+	// Version is what sys.version and GET /version report, a semantic
+	// version (EventoDB's SDK tests check). Default "0.0.0-dev".
 	Version string
 	// Log receives one line per failed call that is not the client's
 	// fault. Default: discard.
@@ -108,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if opts.Version == "" {
-		opts.Version = "dev"
+		opts.Version = "0.0.0-dev"
 	}
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
