@@ -81,6 +81,10 @@ limitations under the License.
 //     until the EventStream controller seals it: writes to a stream wait
 //     (and fail with BACKEND_ERROR after their deadline) if the controller
 //     is not running.
+//   - Two stream names whose mapped object names collide (64 bits of
+//     SHA-256: a deliberate collision takes about 2^32 tries) share one
+//     EventStream. Only names of one namespace can collide, which whoever
+//     makes them can write anyway.
 //   - Idempotency by id reaches back as far as pkg/stream's: the events
 //     still in the head (at least the newest 16).
 //   - Pokes carry no SSE id, so a browser EventSource reconnecting by

@@ -17,6 +17,7 @@ limitations under the License.
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -25,15 +26,19 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
 
 // TestListenerTLSAndShutdown: the Listener serves HTTPS with the given
@@ -140,4 +145,68 @@ func selfSigned(t *testing.T) (cert, key string, pool *x509.CertPool) {
 		}
 	}
 	return cert, key, pool
+}
+
+// TestSubscriptionOutlivesTimeouts: a GET /subscribe served by the Listener
+// keeps receiving pokes after the server's read and write timeouts have
+// passed (they bound calls, not a subscription's stream).
+func TestSubscriptionOutlivesTimeouts(t *testing.T) {
+	s, err := New(Options{Client: env.Client, Stream: stream.Options{Sealer: true}, Auth: tokenAuth{}, Subscribe: SubscribeOptions{Watch: newWatch(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	l := &Listener{Addr: addr, Handler: s.Handler(), Log: logr.Discard(), OnShutdown: s.Close,
+		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, ShutdownTimeout: 5 * time.Second}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	g := &gw{t: t, url: "http://" + addr, ns: env.Namespace(t), server: s}
+	g.token = "t-" + g.ns
+	for range 50 {
+		if resp, err := http.Get(g.url + "/health"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/subscribe?stream=late-1&token="+g.token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	time.Sleep(1500 * time.Millisecond) // past both timeouts
+	g.write("late-1", "E", map[string]any{}, nil)
+	got := make(chan string, 1)
+	go func() {
+		scanner := bufio.NewScanner(resp.Body)
+		for scanner.Scan() {
+			if data, ok := strings.CutPrefix(scanner.Text(), "data: "); ok {
+				got <- data
+				return
+			}
+		}
+		got <- "stream ended: " + fmt.Sprint(scanner.Err())
+	}()
+	select {
+	case data := <-got:
+		if !strings.Contains(data, `"position":0`) {
+			t.Fatalf("after the timeouts: %s", data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no poke after the timeouts")
+	}
 }

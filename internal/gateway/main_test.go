@@ -50,7 +50,7 @@ func (tokenAuth) Authorize(_ context.Context, token, namespace string, access au
 		return "", fmt.Errorf("%w: a namespace token cannot manage namespaces", auth.ErrUnauthorized)
 	case token == "":
 		return "", fmt.Errorf("%w: send Authorization: Bearer <token>", auth.ErrRequired)
-	case !ok:
+	case !ok || ns == "":
 		return "", fmt.Errorf("%w: not a test token", auth.ErrInvalidToken)
 	case namespace != "" && namespace != ns:
 		return "", fmt.Errorf("%w: the token is for namespace %s", auth.ErrUnauthorized, ns)

@@ -105,11 +105,11 @@ func (s *Server) ensureNamespace(ctx context.Context, id string) error {
 	err := s.opts.Client.Get(ctx, client.ObjectKey{Name: id}, ns)
 	if apierrors.IsNotFound(err) {
 		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: id, Labels: map[string]string{CreatedByLabel: "jobstate-gateway"}}}
-		err = s.opts.Client.Create(ctx, ns)
-		if apierrors.IsAlreadyExists(err) {
-			return s.ensureNamespace(ctx, id)
+		if err = s.opts.Client.Create(ctx, ns); !apierrors.IsAlreadyExists(err) {
+			return err
 		}
-		return err
+		// Made a moment ago by a concurrent ns.create: read it.
+		err = s.opts.Client.Get(ctx, client.ObjectKey{Name: id}, ns)
 	}
 	if err == nil && ns.DeletionTimestamp != nil {
 		return &Error{Code: CodeNamespaceExists, Message: fmt.Sprintf("namespace %q is being deleted; create it again once it is gone", id), Status: http.StatusConflict}

@@ -41,27 +41,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
-	"github.com/jobstate-dev/jobstate/internal/gateway/auth"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 )
-
-// tokens is the tests' Authorizer: token "t-<ns>" acts in namespace <ns>
-// and nowhere else.
-type tokens struct{}
-
-func (tokens) Authorize(_ context.Context, token, namespace string, _ auth.Access) (string, error) {
-	if token == "" {
-		return "", auth.ErrRequired
-	}
-	ns, ok := strings.CutPrefix(token, "t-")
-	if !ok || ns == "" {
-		return "", auth.ErrInvalidToken
-	}
-	if namespace != "" && namespace != ns {
-		return "", auth.ErrUnauthorized
-	}
-	return ns, nil
-}
 
 // gateway is a Server on a real socket.
 type gateway struct {
@@ -100,7 +81,7 @@ func startGateway(t *testing.T, opts SubscribeOptions, wrap func(net.Listener) n
 	if opts.Watch == nil {
 		opts.Watch = newWatch(t)
 	}
-	s, err := New(Options{Client: env.Client, Stream: stream.Options{Sealer: true}, Auth: tokens{}, Subscribe: opts})
+	s, err := New(Options{Client: env.Client, Stream: stream.Options{Sealer: true}, Auth: tokenAuth{}, Subscribe: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,7 +651,7 @@ func TestSubscribeBadRequests(t *testing.T) {
 		t.Fatalf("%d subscriptions open after refused requests", n)
 	}
 	// Without a watch: 503, whatever is asked.
-	bare, err := New(Options{Client: env.Client, Auth: tokens{}})
+	bare, err := New(Options{Client: env.Client, Auth: tokenAuth{}})
 	if err != nil {
 		t.Fatal(err)
 	}
