@@ -41,7 +41,8 @@ var timestamps = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
 
 // lockedNamespace is a fresh namespace with three Leases: the Lease of the
 // JobState "report", held through pkg/lease as pkg/jobstate takes it; the
-// Lease of the JobState "stale", whose holder stopped renewing an hour ago;
+// Lease of the JobState "done", released; the Lease of the JobState
+// "stale", whose holder stopped renewing an hour ago;
 // and a leader election's Lease that jobstate did not make.
 func lockedNamespace(t *testing.T) string {
 	t.Helper()
@@ -56,6 +57,13 @@ func lockedNamespace(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lock.Release(t.Context()) })
+	done, err := locks.Acquire(t.Context(), client.ObjectKey{Namespace: ns, Name: jobstate.LeaseName("done")}, lease.WithOwner(newLeaseJob(t, ns, "done")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := done.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	stale := newLeaseJob(t, ns, "stale")
 	gvk := jobstatev1alpha1.GroupVersion.WithKind("JobState")
@@ -107,8 +115,8 @@ func newLeaseJob(t *testing.T, ns, name string) *jobstatev1alpha1.JobState {
 	return js
 }
 
-// TestLocks: list and describe show jobstate's Leases — a held one and an
-// expired one — and not a Lease jobstate did not make.
+// TestLocks: list and describe show jobstate's Leases — a held one, a
+// released one and an expired one — and not a Lease jobstate did not make.
 func TestLocks(t *testing.T) {
 	ns := lockedNamespace(t)
 	for _, tc := range []struct {
@@ -118,6 +126,7 @@ func TestLocks(t *testing.T) {
 		{"locks_list", []string{"locks", "list", "-n", ns}},
 		{"locks_list_wide", []string{"locks", "list", "-n", ns, "-o", "wide"}},
 		{"locks_describe_held", []string{"locks", "describe", "-n", ns, "jobstate.report"}},
+		{"locks_describe_released", []string{"locks", "describe", "-n", ns, "jobstate.done"}},
 		{"locks_describe_expired", []string{"locks", "describe", "-n", ns, "jobstate.stale"}},
 		{"locks_describe_foreign", []string{"locks", "describe", "-n", ns, "some-controller-leader"}},
 	} {
@@ -136,7 +145,7 @@ func TestLocks(t *testing.T) {
 
 	t.Run("name", func(t *testing.T) {
 		r := kubectlJobstate(t, "locks", "list", "-n", ns, "-o", "name")
-		want := "lease.coordination.k8s.io/jobstate.report\nlease.coordination.k8s.io/jobstate.stale\n"
+		want := "lease.coordination.k8s.io/jobstate.done\nlease.coordination.k8s.io/jobstate.report\nlease.coordination.k8s.io/jobstate.stale\n"
 		if r.code != 0 || r.stdout != want {
 			t.Fatalf("exit %d, stdout %q, want %q; stderr %q", r.code, r.stdout, want, r.stderr)
 		}
@@ -151,8 +160,8 @@ func TestLocks(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 {
 			t.Fatalf("exit %d, %v:\n%s%s", r.code, err, r.stdout, r.stderr)
 		}
-		if list.Kind != "List" || len(list.Items) != 2 || list.Items[0].Kind != "Lease" || *list.Items[0].Spec.HolderIdentity != "worker-1" {
-			t.Fatalf("want a List of the 2 jobstate Leases, report's held by worker-1:\n%s", r.stdout)
+		if list.Kind != "List" || len(list.Items) != 3 || list.Items[1].Kind != "Lease" || *list.Items[1].Spec.HolderIdentity != "worker-1" {
+			t.Fatalf("want a List of the 3 jobstate Leases, report's held by worker-1:\n%s", r.stdout)
 		}
 		r = kubectlJobstate(t, "locks", "describe", "-n", ns, "jobstate.stale", "-o", "yaml")
 		if r.code != 0 || !strings.Contains(r.stdout, "kind: Lease\n") || !strings.Contains(r.stdout, "holderIdentity: worker-gone\n") {
@@ -177,8 +186,8 @@ func TestLocks(t *testing.T) {
 
 	t.Run("selector", func(t *testing.T) {
 		r := kubectlJobstate(t, "locks", "list", "-n", ns, "-l", lease.OwnerUIDLabel+"!="+"none", "-o", "name")
-		if r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
-			t.Fatalf("-l selecting every Lease: exit %d, want 3 names:\n%s%s", r.code, r.stdout, r.stderr)
+		if r.code != 0 || strings.Count(r.stdout, "\n") != 4 {
+			t.Fatalf("-l selecting every Lease: exit %d, want 4 names:\n%s%s", r.code, r.stdout, r.stderr)
 		}
 	})
 }
