@@ -22,6 +22,12 @@ KUBECTL ?= $(KUBEBUILDER_ASSETS)/kubectl
 # Test flags: -race on by default; TESTFLAGS=... to add more.
 TESTFLAGS ?= -race -count=1 -timeout=20m
 
+# Version stamped on the plugin archives of `make plugin-dist` (the
+# release tag krew-release-bot renders hack/krew/jobstate.yaml with).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Platforms of the plugin archives: those hack/krew/jobstate.yaml lists.
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
 # How long `make soak` runs its load (a Go duration); SOAKFLAGS=... to add
 # flags (go run ./test/soak -h).
 DURATION ?= 2m
@@ -95,6 +101,22 @@ run: envtest-assets ## Run the manager (and a local control plane, sample jobs a
 build: ## Build the manager and the demo worker into bin/.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/worker ./examples/worker
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-jobstate (put bin/ on PATH for `kubectl jobstate`).
+	go build -o $(LOCALBIN)/kubectl-jobstate ./cmd/kubectl-jobstate
+
+.PHONY: plugin-dist
+plugin-dist: ## Build the plugin's release archives for krew into dist/ (VERSION=<tag>; see hack/krew/jobstate.yaml).
+	@mkdir -p dist
+	@for p in $(PLUGIN_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; dir=$$(mktemp -d); \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -o $$dir/kubectl-jobstate ./cmd/kubectl-jobstate; \
+		tar -czf dist/kubectl-jobstate_$(VERSION)_$${os}_$${arch}.tar.gz -C $$dir kubectl-jobstate; \
+		rm -r $$dir; \
+		echo dist/kubectl-jobstate_$(VERSION)_$${os}_$${arch}.tar.gz; \
+	done
+	cd dist && sha256sum kubectl-jobstate_$(VERSION)_*.tar.gz > kubectl-jobstate_$(VERSION)_checksums.txt
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).
