@@ -41,7 +41,7 @@ import (
 // Lease is owned by the JobState) with the owner's kind. Leases it creates
 // without an owner carry only the labels their program asked for
 // (lease.Options.Labels), so they need -l.
-var locksSelector = lease.OwnerKindLabel
+const locksSelector = lease.OwnerKindLabel
 
 // locksHelp is what the locks commands show and how they tell a jobstate
 // lock from other Leases; shared by their Long help.
