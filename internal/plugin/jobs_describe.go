@@ -133,6 +133,8 @@ func (d *description) write(w io.Writer) error {
 	line := func(indent int, format string, args ...any) {
 		fmt.Fprintf(tw, strings.Repeat("  ", indent)+format+"\n", args...)
 	}
+	// Each section and each table aligns its own columns.
+	section := func() { _ = tw.Flush() }
 	line(0, "Name:\t%s", js.Name)
 	line(0, "Namespace:\t%s", js.Namespace)
 	line(0, "Lock Policy:\t%s", orNone(string(js.Spec.LockPolicy)))
@@ -153,6 +155,7 @@ func (d *description) write(w io.Writer) error {
 		data = string(s.Data.Raw)
 	}
 	line(0, "Data:\t%s", data)
+	section()
 	line(0, "Timers:")
 	line(1, "Started:\t%s", ago(s.StartTime, now))
 	line(1, "Last Heartbeat:\t%s", ago(s.LastHeartbeatTime, now))
@@ -172,6 +175,7 @@ func (d *description) write(w io.Writer) error {
 	}
 	line(1, "Retry After:\t%s", retry)
 	line(1, "Completed:\t%s", ago(s.CompletionTime, now))
+	section()
 	if len(s.Conditions) == 0 {
 		line(0, "Conditions:\t%s", none)
 	} else {
@@ -181,11 +185,14 @@ func (d *description) write(w io.Writer) error {
 			line(1, "%s\t%s\t%s\t%s\t%s", c.Type, c.Status, c.Reason, age(c.LastTransitionTime, now), c.Message)
 		}
 	}
+	section()
 	if js.Spec.LockPolicy == jobstatev1alpha1.LockPolicyLease {
 		d.writeLease(line)
+		section()
 	}
 	if js.Spec.EventStreamRef != nil {
-		writeProjection(line, s.Projection)
+		writeProjection(line, section, s.Projection)
+		section()
 	}
 	if len(d.events) == 0 {
 		line(0, "Events:\t%s", none)
@@ -237,7 +244,7 @@ func (d *description) writeLease(line func(int, string, ...any)) {
 
 // writeProjection describes where the projection of an event-sourced
 // JobState stands.
-func writeProjection(line func(int, string, ...any), p *jobstatev1alpha1.ProjectionStatus) {
+func writeProjection(line func(int, string, ...any), section func(), p *jobstatev1alpha1.ProjectionStatus) {
 	line(0, "Projection:")
 	if p == nil || p.Position == nil {
 		line(1, "Position:\t%s (no event applied yet)", none)
@@ -249,6 +256,7 @@ func writeProjection(line func(int, string, ...any), p *jobstatev1alpha1.Project
 		return
 	}
 	line(1, "Rejected Events:\t%d (the last %d, oldest first)", p.RejectedCount, len(p.Rejected))
+	section()
 	line(2, "POSITION\tTYPE\tREASON\tMESSAGE")
 	for _, r := range p.Rejected {
 		line(2, "%d\t%s\t%s\t%s", r.Position, r.Type, r.Reason, r.Message)
