@@ -233,7 +233,7 @@ func TestJobsClaimHeartbeatSucceed(t *testing.T) {
 	key := newJob(t, ns, "by-hand", jobstatev1alpha1.JobStateSpec{}, true)
 
 	r := mustRun(t, 0, "jobs", "claim", "-n", ns, "by-hand")
-	if !strings.Contains(r.stdout, "Claimed attempt 1 of jobstate by-hand as kubectl.") {
+	if !strings.Contains(r.stdout, "Claimed attempt 1 of jobstate by-hand as kubectl: heartbeat within 1m0s") {
 		t.Errorf("claim printed %q", r.stdout)
 	}
 	if s := getJob(t, key).Status; s.Phase != jobstatev1alpha1.PhaseRunning || s.Attempt != 1 || s.Holder != "kubectl" {
@@ -250,12 +250,25 @@ func TestJobsClaimHeartbeatSucceed(t *testing.T) {
 		t.Fatalf("heartbeat without --progress: progress %d, want 50", p)
 	}
 	r = mustRun(t, 0, "jobs", "succeed", "-n", ns, "by-hand", "--message", "done by hand")
+	if r.stderr != "" {
+		t.Errorf("succeed warned: %s", r.stderr)
+	}
 	if !strings.Contains(r.stdout, "jobstate by-hand is Succeeded: attempt 1, holder kubectl, progress 100%") {
 		t.Errorf("succeed printed %q", r.stdout)
 	}
 	s := getJob(t, key).Status
 	if s.Phase != jobstatev1alpha1.PhaseSucceeded || s.Attempt != 1 || s.Progress != 100 || s.Message != "done by hand" || s.CompletionTime == nil {
 		t.Fatalf("after succeed: %+v", s)
+	}
+	// The transitions made by hand are in the job's Events.
+	r = mustRun(t, 0, "jobs", "describe", "-n", ns, "by-hand")
+	for _, want := range []string{
+		"Normal  Claimed    AGE  jobstate.dev/kubectl-jobstate  Attempt 1 claimed by kubectl",
+		"Normal  Succeeded  AGE  jobstate.dev/kubectl-jobstate  done by hand (by kubectl)",
+	} {
+		if !strings.Contains(normalizeJobs(r.stdout), want) {
+			t.Errorf("describe does not show the Event %q:\n%s", want, r.stdout)
+		}
 	}
 }
 

@@ -155,12 +155,22 @@ var eventFor = map[string]struct{ typ, data string }{
 	"update":    {jobstate.EventDataPatched, `{"patch":{"KEY":VALUE}}`},
 }
 
-// client is a pkg/jobstate Client acting as identity.
-func (w *jobWrite) client(identity string) (*jobstate.Client, error) {
+// client is a pkg/jobstate Client acting as identity, recording an Event
+// of every transition it makes.
+func (w *jobWrite) client(ctx context.Context, identity string) (*jobstate.Client, error) {
 	if identity == "" {
 		identity = defaultIdentity
 	}
-	return jobstate.New(w.c, jobstate.Options{Identity: identity})
+	recorder := &eventRecorder{ctx: ctx, c: w.c, instance: identity, warn: w.o.ErrOut}
+	return jobstate.New(w.c, jobstate.Options{Identity: identity, Recorder: recorder})
+}
+
+// allowed refuses, before writing, a transition the phase just read does
+// not allow: a heartbeat of a Pending job is an illegal transition, which
+// says more than the fenced attempt 0 the library would report. The
+// library checks again on the live object.
+func (w *jobWrite) allowed(t lifecycle.Transition) error {
+	return lifecycle.Allowed(w.js.Status.Phase, t)
 }
 
 // fence is the attempt a heartbeat, succeed or fail presents: the job's
@@ -193,7 +203,7 @@ func (w *jobWrite) done(ctx context.Context, action string, err error) error {
 	if gerr != nil {
 		return gerr
 	}
-	_, perr := fmt.Fprintf(w.o.Out, "jobstate %s: %s done\n%s\n", js.Name, action, state(js))
+	_, perr := fmt.Fprintln(w.o.Out, state(js))
 	return perr
 }
 
@@ -257,13 +267,14 @@ holder lost and ends the attempt.`,
 			if err != nil {
 				return err
 			}
-			jc, err := w.client(f.identity)
+			jc, err := w.client(ctx, f.identity)
 			if err != nil {
 				return err
 			}
 			a, err := jc.Claim(ctx, w.key)
 			if err == nil {
-				fmt.Fprintf(o.Out, "Claimed attempt %d of jobstate %s as %s.\n", a.Attempt, w.key.Name, a.Holder)
+				fmt.Fprintf(o.Out, "Claimed attempt %d of jobstate %s as %s: heartbeat within %s (spec.heartbeatTimeoutSeconds) or the controller ends the attempt.\n",
+					a.Attempt, w.key.Name, a.Holder, lifecycle.HeartbeatTimeout(w.js))
 			}
 			return w.done(ctx, "claim", err)
 		},
@@ -301,8 +312,11 @@ if they are not the current attempt's.`,
 			if err != nil {
 				return err
 			}
+			if err := w.allowed(lifecycle.Heartbeat); err != nil {
+				return w.done(ctx, "heartbeat", err)
+			}
 			a := w.fence(cmd, f)
-			jc, err := w.client(a.Holder)
+			jc, err := w.client(ctx, a.Holder)
 			if err != nil {
 				return err
 			}
@@ -321,7 +335,7 @@ if they are not the current attempt's.`,
 
 // newJobsSucceedCommand is `kubectl jobstate jobs succeed NAME`.
 func newJobsSucceedCommand(o *Options) *cobra.Command {
-	return newJobsFinishCommand(o, "succeed", "Finish the running attempt of a JobState successfully",
+	return newJobsFinishCommand(o, "succeed", lifecycle.Succeed, "Finish the running attempt of a JobState successfully",
 		`Finish the running attempt of a JobState successfully: the job becomes
 Succeeded, for good, with --message as status.message.`,
 		`  # The work is done; record it.
@@ -333,7 +347,7 @@ Succeeded, for good, with --message as status.message.`,
 
 // newJobsFailCommand is `kubectl jobstate jobs fail NAME`.
 func newJobsFailCommand(o *Options) *cobra.Command {
-	return newJobsFinishCommand(o, "fail", "End the running attempt of a JobState with a failure",
+	return newJobsFinishCommand(o, "fail", lifecycle.Fail, "End the running attempt of a JobState with a failure",
 		`End the running attempt of a JobState with a failure: the job goes back to
 Pending, to be retried after a backoff, or fails for good once
 spec.backoffLimit attempts were made.`,
@@ -347,7 +361,7 @@ spec.backoffLimit attempts were made.`,
 
 // newJobsFinishCommand is succeed or fail: a write of the running attempt
 // with a message.
-func newJobsFinishCommand(o *Options, action, short, long, example string, write func(context.Context, *jobstate.Client, jobstate.Attempt, string) error) *cobra.Command {
+func newJobsFinishCommand(o *Options, action string, transition lifecycle.Transition, short, long, example string, write func(context.Context, *jobstate.Client, jobstate.Attempt, string) error) *cobra.Command {
 	f := &writeFlags{}
 	cmd := &cobra.Command{
 		Use:   action + " NAME",
@@ -368,8 +382,11 @@ they are not the current attempt's.`,
 			if err != nil {
 				return err
 			}
+			if err := w.allowed(transition); err != nil {
+				return w.done(ctx, action, err)
+			}
 			a := w.fence(cmd, f)
-			jc, err := w.client(a.Holder)
+			jc, err := w.client(ctx, a.Holder)
 			if err != nil {
 				return err
 			}
@@ -402,7 +419,7 @@ controller. A finished job is refused (exit 4).`,
 			if err != nil {
 				return err
 			}
-			jc, err := w.client(defaultIdentity)
+			jc, err := w.client(ctx, defaultIdentity)
 			if err != nil {
 				return err
 			}
@@ -442,7 +459,7 @@ overwritten.`,
 			if err != nil {
 				return err
 			}
-			jc, err := w.client(defaultIdentity)
+			jc, err := w.client(ctx, defaultIdentity)
 			if err != nil {
 				return err
 			}
