@@ -93,6 +93,9 @@ A JobState whose status the controller has not initialized yet shows phase
 			if err := out.Validate(); err != nil {
 				return err
 			}
+			if len(args) == 1 && o.AllNamespaces {
+				return usageError("-A lists every namespace: it cannot be used with a name; use -n NAMESPACE NAME")
+			}
 			return runJobsGet(cmd.Context(), o, out, args)
 		},
 	}
@@ -111,9 +114,6 @@ func runJobsGet(ctx context.Context, o *Options, out *Output, args []string) err
 	}
 	var jobs []jobstatev1alpha1.JobState
 	if len(args) == 1 {
-		if o.AllNamespaces {
-			return usageError("-A lists every namespace: it cannot be used with a name; use -n NAMESPACE NAME")
-		}
 		js, err := getJob(ctx, c, ns, args[0])
 		if err != nil {
 			return err

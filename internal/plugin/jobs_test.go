@@ -357,6 +357,8 @@ func TestJobsBadFlags(t *testing.T) {
 		{[]string{"fail", "busy", "--progress", "5"}, "unknown flag"},
 		{[]string{"get", "busy", "-o", "bogus"}, "-o bogus"},
 		{[]string{"get", "a", "b"}, "at most one argument"},
+		{[]string{"get", "busy", "-A"}, "cannot be used with a name"},
+		{[]string{"heartbeat", "busy", "-A"}, "-A cannot be used"},
 	} {
 		r := kubectlJobstate(t, append(append([]string{"jobs"}, tc.args...), "-n", ns)...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
@@ -422,5 +424,24 @@ func TestJobsEventSourced(t *testing.T) {
 	}
 	if after := getJob(t, key); after.ResourceVersion != before.ResourceVersion {
 		t.Errorf("a refused write changed the JobState: resourceVersion %s → %s", before.ResourceVersion, after.ResourceVersion)
+	}
+}
+
+// TestJobsLease: the plugin writes a JobState with lockPolicy Lease under
+// its Lease, like a worker, and describe shows the Lease.
+func TestJobsLease(t *testing.T) {
+	t.Parallel()
+	ns := env.Namespace(t)
+	key := newJob(t, ns, "locked", jobstatev1alpha1.JobStateSpec{LockPolicy: jobstatev1alpha1.LockPolicyLease}, true)
+	before := getJob(t, key).Status.LockToken
+	mustRun(t, 0, "jobs", "claim", "-n", ns, "locked", "--identity", "alice")
+	mustRun(t, 0, "jobs", "heartbeat", "-n", ns, "locked", "--progress", "30")
+	js := getJob(t, key)
+	if s := js.Status; s.Phase != jobstatev1alpha1.PhaseRunning || s.Holder != "alice" || s.Progress != 30 || s.LockToken <= before {
+		t.Fatalf("after claim and heartbeat: %s %q %d%%, lockToken %d (was %d)", s.Phase, s.Holder, s.Progress, s.LockToken, before)
+	}
+	r := mustRun(t, 0, "jobs", "describe", "-n", ns, "locked")
+	if !strings.Contains(r.stdout, "Lease:       jobstate.locked") || !strings.Contains(r.stdout, "Expired:   released") {
+		t.Errorf("describe does not show the released Lease:\n%s", r.stdout)
 	}
 }

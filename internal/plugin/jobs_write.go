@@ -60,6 +60,9 @@ func (f *writeFlags) addSet(cmd *cobra.Command, usage string) {
 // validate checks the flags before anything is read or written.
 func (f *writeFlags) validate(cmd *cobra.Command) error {
 	flags := cmd.Flags()
+	if all, _ := flags.GetBool("all-namespaces"); all {
+		return usageError("%s writes one JobState: -A cannot be used; use -n NAMESPACE", cmd.CommandPath())
+	}
 	if flags.Changed("identity") {
 		if f.identity == "" {
 			return usageError("--identity must not be empty: it is written to status.holder")
