@@ -234,7 +234,7 @@ func advice(js *jobstatev1alpha1.JobState, action string, err error) string {
 		return "Its status is not initialized yet: the jobstate controller does that when the JobState is created; check that the controller is running."
 	case s.Phase.IsTerminal():
 		return "It has finished: its phase cannot change any more. To run the job again, create a new JobState."
-	case errors.Is(err, lifecycle.ErrBackingOff):
+	case errors.Is(err, lifecycle.ErrBackingOff) && s.RetryAfter != nil:
 		return fmt.Sprintf("It is backing off after attempt %d: claim it again %s (status.retryAfter).", s.Attempt, until(s.RetryAfter.Time, time.Now()))
 	case s.Phase == jobstatev1alpha1.PhasePending && action != "claim":
 		return fmt.Sprintf("No attempt is running: claim one first with kubectl jobstate jobs claim %s -n %s.", name, js.Namespace)
