@@ -155,7 +155,7 @@ func listLocks(cmd *cobra.Command, o *Options, out *Output, sel labels.Selector)
 		l.SetGroupVersionKind(coordinationv1.SchemeGroupVersion.WithKind("Lease"))
 		v := viewLock(l, now)
 		objs = append(objs, l)
-		rows = append(rows, []any{l.Name, v.holderOrNone(), v.token, age(l.Spec.AcquireTime, now), age(l.Spec.RenewTime, now), v.expired, v.durationOrNone(), orNone(v.jobState)})
+		rows = append(rows, []any{l.Name, v.holderOrNone(), v.token, microAge(l.Spec.AcquireTime, now), microAge(l.Spec.RenewTime, now), v.expired, v.durationOrNone(), orNone(v.jobState)})
 	}
 	return out.Print(o, columns, objs, rows)
 }
@@ -265,15 +265,9 @@ func seconds(d time.Duration) string {
 	return fmt.Sprintf("%d seconds", int64(d/time.Second))
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "<none>"
-	}
-	return s
-}
-
-// age is kubectl's age of t at now, "<unknown>" if unset.
-func age(t *metav1.MicroTime, now time.Time) string {
+// microAge is kubectl's age of a Lease's time t at now, "<unknown>" if
+// unset.
+func microAge(t *metav1.MicroTime, now time.Time) string {
 	if t == nil {
 		return "<unknown>"
 	}
@@ -285,7 +279,7 @@ func when(t *metav1.MicroTime, now time.Time) string {
 	if t == nil {
 		return "<unset>"
 	}
-	return t.UTC().Format(time.RFC3339) + " (" + age(t, now) + " ago)"
+	return t.UTC().Format(time.RFC3339) + " (" + microAge(t, now) + " ago)"
 }
 
 // describeLock writes the readable description of l at now.
