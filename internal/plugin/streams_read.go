@@ -132,8 +132,11 @@ func (r *streamReader) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !hasEvents(es) && !r.follow {
+		return r.t.notFound()
+	}
 	var all []stream.RecordedEvent
-	if hasEvents(es) || !r.follow {
+	if hasEvents(es) {
 		// Without --follow everything is read first, so that -o json
 		// prints one array.
 		if err := r.readNew(ctx, es, func(evs []stream.RecordedEvent) error {

@@ -183,6 +183,21 @@ func TestStreamsMissing(t *testing.T) {
 			t.Errorf("%s of a missing stream: stderr %q, want %q...", cmd, r.stderr, want)
 		}
 	}
+
+	// A stream object without events (made by hand) reads as missing too.
+	if err := env.Client.Create(t.Context(), &jobstatev1alpha1.EventStream{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "empty"}}); err != nil {
+		t.Fatal(err)
+	}
+	r = mustRun(t, 1, "-n", ns, "streams", "read", "empty")
+	if want := "error: eventstream empty not found in namespace " + ns; !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("read of a stream without events: stderr %q, want %q...", r.stderr, want)
+	}
+	r = mustRun(t, 0, "-n", ns, "streams", "version", "empty")
+	if r.stdout != "none: the stream has no events\n" {
+		t.Errorf("version of a stream without events: %q", r.stdout)
+	}
+	r = mustRun(t, 0, "-n", ns, "streams", "describe", "empty")
+	golden(t, "streams_describe_empty", normalizeStream(r.stdout, ns))
 }
 
 // sealedStream appends n events to name in ns through a sealer Client with
