@@ -326,7 +326,8 @@ func (f *follower) wait(t *testing.T) int {
 
 // TestStreamsFollow: --follow prints what exists, then the events appended
 // after it started (by another client), and ends when the stream is
-// deleted; SIGTERM ends it with exit 0.
+// deleted; on a stream without events it waits for the first; SIGTERM
+// ends it with exit 0.
 func TestStreamsFollow(t *testing.T) {
 	ns := env.Namespace(t)
 	key := client.ObjectKey{Namespace: ns, Name: "live"}
@@ -358,8 +359,13 @@ func TestStreamsFollow(t *testing.T) {
 		t.Errorf("after the stream was deleted: exit %d, stderr %q", code, f.stderr)
 	}
 
-	appendOne(10)
+	// A stream object without events yet: --follow waits for its first.
+	if err := env.Client.Create(t.Context(), &jobstatev1alpha1.EventStream{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "live"}}); err != nil {
+		t.Fatal(err)
+	}
 	f = startFollow(t, "-n", ns, "live", "-o", "json")
+	time.Sleep(500 * time.Millisecond) // Let it start watching; the append must work either way.
+	appendOne(10)
 	f.expect(t, `"id":"`+eventID(10)+`"`)
 	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
