@@ -19,7 +19,6 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -146,6 +145,9 @@ func (r *streamReader) run(ctx context.Context) error {
 			all = append(all, evs...)
 			return nil
 		}); err != nil {
+			if r.follow && ctx.Err() != nil {
+				return nil
+			}
 			return err
 		}
 	}
@@ -204,10 +206,12 @@ func (r *streamReader) watch(ctx context.Context, rv string) error {
 		}
 		deleted, err := r.consume(ctx, w)
 		w.Stop()
-		if err != nil || deleted || ctx.Err() != nil || r.done() {
-			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				err = nil
-			}
+		if ctx.Err() != nil {
+			// Ctrl-C or SIGTERM: what the watch or a read says about
+			// being cancelled is no error.
+			return nil
+		}
+		if err != nil || deleted || r.done() {
 			return err
 		}
 		es := &jobstatev1alpha1.EventStream{}
