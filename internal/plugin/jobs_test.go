@@ -106,16 +106,6 @@ func data(t *testing.T, js *jobstatev1alpha1.JobState) map[string]any {
 	return d
 }
 
-// mustRun runs the plugin and fails unless it exits with code.
-func mustRun(t *testing.T, code int, args ...string) result {
-	t.Helper()
-	r := kubectlJobstate(t, args...)
-	if r.code != code {
-		t.Fatalf("kubectl jobstate %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
-	}
-	return r
-}
-
 // jobsInPhases makes a JobState in every phase in ns (and one the
 // controller has not initialized).
 func jobsInPhases(t *testing.T, ns string) {

@@ -122,6 +122,16 @@ func runAs(t *testing.T, user string, args ...string) result {
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
 
+// mustRun runs the plugin and fails unless it exits with code.
+func mustRun(t *testing.T, code int, args ...string) result {
+	t.Helper()
+	r := kubectlJobstate(t, args...)
+	if r.code != code {
+		t.Fatalf("kubectl jobstate %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
+	}
+	return r
+}
+
 // ages are kubectl's durations (5s, 3m2s, 4h, 2d), which golden files
 // cannot hold.
 var ages = regexp.MustCompile(`\b\d+(s|m\d*s?|h\d*m?|d\d*h?)\b`)

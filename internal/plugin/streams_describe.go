@@ -166,13 +166,6 @@ func describeStream(out io.Writer, es *jobstatev1alpha1.EventStream, segs []stre
 	return tw.Flush()
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "<none>"
-	}
-	return s
-}
-
 // retention says what spec.retention keeps.
 func retention(r *jobstatev1alpha1.RetentionPolicy) string {
 	if r == nil || (r.MaxEvents == nil && r.MaxAge == nil) {

@@ -54,16 +54,6 @@ func normalizeStream(out string, ns string) string {
 	return normalize(out, ns)
 }
 
-// mustRun runs the plugin and fails unless it exits with code.
-func mustRun(t *testing.T, code int, args ...string) result {
-	t.Helper()
-	r := kubectlJobstate(t, args...)
-	if r.code != code {
-		t.Fatalf("kubectl jobstate %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
-	}
-	return r
-}
-
 // version is the stream's version, read through pkg/stream (NoStream for
 // none).
 func version(t *testing.T, ns, name string) int64 {
