@@ -128,13 +128,33 @@ func eventTime(e corev1.Event) time.Time {
 }
 
 func (d *description) write(w io.Writer) error {
-	js, s, now := d.js, d.js.Status, d.now
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	line := func(indent int, format string, args ...any) {
 		fmt.Fprintf(tw, strings.Repeat("  ", indent)+format+"\n", args...)
 	}
 	// Each section and each table aligns its own columns.
 	section := func() { _ = tw.Flush() }
+	d.writeSummary(line)
+	section()
+	d.writeTimers(line)
+	section()
+	d.writeConditions(line)
+	section()
+	if d.js.Spec.LockPolicy == jobstatev1alpha1.LockPolicyLease {
+		d.writeLease(line)
+		section()
+	}
+	if d.js.Spec.EventStreamRef != nil {
+		writeProjection(line, section, d.js.Status.Projection)
+		section()
+	}
+	d.writeEvents(line)
+	return tw.Flush()
+}
+
+// writeSummary describes the job's spec and status fields.
+func (d *description) writeSummary(line func(int, string, ...any)) {
+	js, s := d.js, d.js.Status
 	line(0, "Name:\t%s", js.Name)
 	line(0, "Namespace:\t%s", js.Namespace)
 	line(0, "Lock Policy:\t%s", orNone(string(js.Spec.LockPolicy)))
@@ -155,7 +175,11 @@ func (d *description) write(w io.Writer) error {
 		data = string(s.Data.Raw)
 	}
 	line(0, "Data:\t%s", data)
-	section()
+}
+
+// writeTimers describes when the job started, heartbeat and must next.
+func (d *description) writeTimers(line func(int, string, ...any)) {
+	js, s, now := d.js, d.js.Status, d.now
 	line(0, "Timers:")
 	line(1, "Started:\t%s", ago(s.StartTime, now))
 	line(1, "Last Heartbeat:\t%s", ago(s.LastHeartbeatTime, now))
@@ -175,39 +199,36 @@ func (d *description) write(w io.Writer) error {
 	}
 	line(1, "Retry After:\t%s", retry)
 	line(1, "Completed:\t%s", ago(s.CompletionTime, now))
-	section()
-	if len(s.Conditions) == 0 {
+}
+
+// writeConditions is the conditions table.
+func (d *description) writeConditions(line func(int, string, ...any)) {
+	if len(d.js.Status.Conditions) == 0 {
 		line(0, "Conditions:\t%s", none)
-	} else {
-		line(0, "Conditions:")
-		line(1, "TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
-		for _, c := range s.Conditions {
-			line(1, "%s\t%s\t%s\t%s\t%s", c.Type, c.Status, c.Reason, age(c.LastTransitionTime, now), c.Message)
-		}
+		return
 	}
-	section()
-	if js.Spec.LockPolicy == jobstatev1alpha1.LockPolicyLease {
-		d.writeLease(line)
-		section()
+	line(0, "Conditions:")
+	line(1, "TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
+	for _, c := range d.js.Status.Conditions {
+		line(1, "%s\t%s\t%s\t%s\t%s", c.Type, c.Status, c.Reason, age(c.LastTransitionTime, d.now), c.Message)
 	}
-	if js.Spec.EventStreamRef != nil {
-		writeProjection(line, section, s.Projection)
-		section()
-	}
+}
+
+// writeEvents is the table of the job's recent Kubernetes Events.
+func (d *description) writeEvents(line func(int, string, ...any)) {
 	if len(d.events) == 0 {
 		line(0, "Events:\t%s", none)
-	} else {
-		line(0, "Events:")
-		line(1, "TYPE\tREASON\tAGE\tFROM\tMESSAGE")
-		for _, e := range d.events {
-			from := e.ReportingController
-			if from == "" {
-				from = e.Source.Component
-			}
-			line(1, "%s\t%s\t%s\t%s\t%s", e.Type, e.Reason, age(metav1.Time{Time: eventTime(e)}, now), orNone(from), strings.TrimSpace(e.Message))
-		}
+		return
 	}
-	return tw.Flush()
+	line(0, "Events:")
+	line(1, "TYPE\tREASON\tAGE\tFROM\tMESSAGE")
+	for _, e := range d.events {
+		from := e.ReportingController
+		if from == "" {
+			from = e.Source.Component
+		}
+		line(1, "%s\t%s\t%s\t%s\t%s", e.Type, e.Reason, age(metav1.Time{Time: eventTime(e)}, d.now), orNone(from), strings.TrimSpace(e.Message))
+	}
 }
 
 // writeLease describes the Lease of a JobState with lockPolicy Lease.

@@ -186,3 +186,20 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("bogus: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestKubectlFindsThePlugin: with kubectl-jobstate on PATH, `kubectl
+// jobstate` (the kubectl that make envtest-assets builds) runs it; kubectl
+// wants the flags after the plugin's name.
+func TestKubectlFindsThePlugin(t *testing.T) {
+	bin, err := built()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(t)
+	cmd := exec.CommandContext(t.Context(), filepath.Join(testenv.AssetsDir(), "kubectl"), "jobstate", "streams", "version", "nothing-here", "--kubeconfig", kubeconfig(t, "developer"), "-n", ns)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "none: the stream has no events") {
+		t.Fatalf("kubectl jobstate streams version: %v\n%s", err, out)
+	}
+}

@@ -28,10 +28,7 @@ import (
 
 // newStreamsAppendCommand is `kubectl jobstate streams append NAME`.
 func newStreamsAppendCommand(o *Options) *cobra.Command {
-	var (
-		typ, data, metadata, id string
-		expected                int64
-	)
+	f := &appendFlags{}
 	cmd := &cobra.Command{
 		Use:   "append NAME --type TYPE --data JSON",
 		Short: "Append one event to an EventStream",
@@ -57,51 +54,63 @@ An invalid event (bad JSON, type or id, too large) exits 2 and stores nothing.`,
       --id 5b0d0e6c-3c1f-4c53-9a3e-8d2f8f8b2a10`,
 		Args: oneName("eventstream"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if typ == "" {
-				return usageError("%s needs --type, the event's type, e.g. --type Placed", cmd.CommandPath())
-			}
-			if !cmd.Flags().Changed("data") {
-				return usageError("%s needs --data, the event's payload as a JSON object, e.g. --data '{\"sku\":\"A1\"}'", cmd.CommandPath())
-			}
-			ev := stream.EventData{ID: id, Type: typ}
-			raw, err := jsonObjectFlag("data", data)
-			if err != nil {
-				return err
-			}
-			ev.Data = raw
-			if cmd.Flags().Changed("metadata") {
-				if ev.Metadata, err = jsonObjectFlag("metadata", metadata); err != nil {
-					return err
-				}
-			}
-			var opts stream.AppendOptions
-			if cmd.Flags().Changed("expected-version") {
-				if expected < stream.NoStream {
-					return usageError("--expected-version %d: want -1 (the stream has no events yet) or the position of its last event (0 or more)", expected)
-				}
-				opts = stream.ExpectVersion(expected)
-			}
-			t, err := newStreamTarget(o, args[0])
-			if err != nil {
-				return err
-			}
-			res, err := t.stream.Append(cmd.Context(), t.key, []stream.EventData{ev}, opts)
-			if err != nil {
-				return t.streamError(err)
-			}
-			fmt.Fprintf(o.Out, "position: %d\nglobal position: %s\n", res.Positions[0], res.GlobalPositions[0])
-			if res.Duplicate {
-				fmt.Fprintln(o.Out, "duplicate: already stored")
-			}
-			return nil
+			return f.run(cmd, o, args[0])
 		},
 	}
-	cmd.Flags().StringVar(&typ, "type", "", "The event's type, e.g. Placed (1 to 128 characters).")
-	cmd.Flags().StringVar(&data, "data", "", "The event's payload: a JSON object.")
-	cmd.Flags().StringVar(&metadata, "metadata", "", "Optional JSON object about the event (correlation ids, causes).")
-	cmd.Flags().StringVar(&id, "id", "", "The event's id, a UUID (default: a new one). Reuse it to retry an append safely.")
-	cmd.Flags().Int64Var(&expected, "expected-version", 0, "Append only if the stream is at this version: the position of its last event, or -1 for a stream without events.")
+	cmd.Flags().StringVar(&f.typ, "type", "", "The event's type, e.g. Placed (1 to 128 characters).")
+	cmd.Flags().StringVar(&f.data, "data", "", "The event's payload: a JSON object.")
+	cmd.Flags().StringVar(&f.metadata, "metadata", "", "Optional JSON object about the event (correlation ids, causes).")
+	cmd.Flags().StringVar(&f.id, "id", "", "The event's id, a UUID (default: a new one). Reuse it to retry an append safely.")
+	cmd.Flags().Int64Var(&f.expected, "expected-version", 0, "Append only if the stream is at this version: the position of its last event, or -1 for a stream without events.")
 	return cmd
+}
+
+// appendFlags are streams append's flags.
+type appendFlags struct {
+	typ, data, metadata, id string
+	expected                int64
+}
+
+// run appends the event the flags describe to the stream name: flags are
+// checked before any request.
+func (f *appendFlags) run(cmd *cobra.Command, o *Options, name string) error {
+	if f.typ == "" {
+		return usageError("%s needs --type, the event's type, e.g. --type Placed", cmd.CommandPath())
+	}
+	if !cmd.Flags().Changed("data") {
+		return usageError("%s needs --data, the event's payload as a JSON object, e.g. --data '{\"sku\":\"A1\"}'", cmd.CommandPath())
+	}
+	ev := stream.EventData{ID: f.id, Type: f.typ}
+	raw, err := jsonObjectFlag("data", f.data)
+	if err != nil {
+		return err
+	}
+	ev.Data = raw
+	if cmd.Flags().Changed("metadata") {
+		if ev.Metadata, err = jsonObjectFlag("metadata", f.metadata); err != nil {
+			return err
+		}
+	}
+	var opts stream.AppendOptions
+	if cmd.Flags().Changed("expected-version") {
+		if f.expected < stream.NoStream {
+			return usageError("--expected-version %d: want -1 (the stream has no events yet) or the position of its last event (0 or more)", f.expected)
+		}
+		opts = stream.ExpectVersion(f.expected)
+	}
+	t, err := newStreamTarget(o, name)
+	if err != nil {
+		return err
+	}
+	res, err := t.stream.Append(cmd.Context(), t.key, []stream.EventData{ev}, opts)
+	if err != nil {
+		return t.streamError(err)
+	}
+	fmt.Fprintf(o.Out, "position: %d\nglobal position: %s\n", res.Positions[0], res.GlobalPositions[0])
+	if res.Duplicate {
+		fmt.Fprintln(o.Out, "duplicate: already stored")
+	}
+	return nil
 }
 
 // jsonObjectFlag parses the value of --flag, which must be a JSON object.
