@@ -95,10 +95,10 @@ func dueTimer(js *jobstatev1alpha1.JobState, now time.Time) timer {
 	case js.Spec.Cancel:
 		return timerCancel
 	}
-	if deadline, ok := activeDeadline(js); ok && !now.Before(deadline) {
+	if deadline, ok := lifecycle.ActiveDeadline(js); ok && !now.Before(deadline) {
 		return timerDeadline
 	}
-	if expiry, ok := heartbeatExpiry(js); ok && !now.Before(expiry) {
+	if expiry, ok := lifecycle.HeartbeatExpiry(js); ok && !now.Before(expiry) {
 		return timerLost
 	}
 	return noTimer
@@ -113,8 +113,8 @@ func nextCheck(js *jobstatev1alpha1.JobState, now time.Time) time.Duration {
 			next = t
 		}
 	}
-	consider(activeDeadline(js))
-	consider(heartbeatExpiry(js))
+	consider(lifecycle.ActiveDeadline(js))
+	consider(lifecycle.HeartbeatExpiry(js))
 	consider(ttlExpiry(js))
 	if next.IsZero() {
 		return 0
@@ -122,25 +122,6 @@ func nextCheck(js *jobstatev1alpha1.JobState, now time.Time) time.Duration {
 	// RequeueAfter must be positive to schedule anything; round a due or
 	// overdue time up to the smallest delay.
 	return max(next.Sub(now), time.Millisecond)
-}
-
-// activeDeadline is when an unfinished job that has started exceeds
-// spec.activeDeadlineSeconds.
-func activeDeadline(js *jobstatev1alpha1.JobState) (time.Time, bool) {
-	s := js.Status
-	if js.Spec.ActiveDeadlineSeconds == nil || s.StartTime == nil || s.Phase.IsTerminal() || s.Phase == "" {
-		return time.Time{}, false
-	}
-	return s.StartTime.Add(time.Duration(*js.Spec.ActiveDeadlineSeconds) * time.Second), true
-}
-
-// heartbeatExpiry is when the holder of a Running job counts as lost.
-func heartbeatExpiry(js *jobstatev1alpha1.JobState) (time.Time, bool) {
-	s := js.Status
-	if s.Phase != jobstatev1alpha1.PhaseRunning || s.LastHeartbeatTime == nil {
-		return time.Time{}, false
-	}
-	return s.LastHeartbeatTime.Add(lifecycle.HeartbeatTimeout(js)), true
 }
 
 // ttlExpiry is when a finished job is deleted.

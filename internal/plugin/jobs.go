@@ -211,34 +211,14 @@ type deadline struct {
 	at   time.Time
 }
 
-// activeDeadline is when an unfinished job that has started exceeds
-// spec.activeDeadlineSeconds (as the controller computes it).
-func activeDeadline(js *jobstatev1alpha1.JobState) (time.Time, bool) {
-	s := js.Status
-	if js.Spec.ActiveDeadlineSeconds == nil || s.StartTime == nil || s.Phase == "" || s.Phase.IsTerminal() {
-		return time.Time{}, false
-	}
-	return s.StartTime.Add(time.Duration(*js.Spec.ActiveDeadlineSeconds) * time.Second), true
-}
-
-// heartbeatExpiry is when the holder of a Running job counts as lost (as
-// the controller computes it).
-func heartbeatExpiry(js *jobstatev1alpha1.JobState) (time.Time, bool) {
-	s := js.Status
-	if s.Phase != jobstatev1alpha1.PhaseRunning || s.LastHeartbeatTime == nil {
-		return time.Time{}, false
-	}
-	return s.LastHeartbeatTime.Add(lifecycle.HeartbeatTimeout(js)), true
-}
-
 // nextDeadline is the first of the heartbeat expiry and the active
 // deadline.
 func nextDeadline(js *jobstatev1alpha1.JobState) (deadline, bool) {
 	var next deadline
-	if at, ok := heartbeatExpiry(js); ok {
+	if at, ok := lifecycle.HeartbeatExpiry(js); ok {
 		next = deadline{what: "heartbeat", at: at}
 	}
-	if at, ok := activeDeadline(js); ok && (next.at.IsZero() || at.Before(next.at)) {
+	if at, ok := lifecycle.ActiveDeadline(js); ok && (next.at.IsZero() || at.Before(next.at)) {
 		next = deadline{what: "active", at: at}
 	}
 	return next, !next.at.IsZero()

@@ -184,12 +184,12 @@ func (d *description) writeTimers(line func(int, string, ...any)) {
 	line(1, "Started:\t%s", ago(s.StartTime, now))
 	line(1, "Last Heartbeat:\t%s", ago(s.LastHeartbeatTime, now))
 	hb := none
-	if at, ok := heartbeatExpiry(js); ok {
+	if at, ok := lifecycle.HeartbeatExpiry(js); ok {
 		hb = fmt.Sprintf("%s (spec.heartbeatTimeoutSeconds %d)", until(at, now), int64(lifecycle.HeartbeatTimeout(js)/time.Second))
 	}
 	line(1, "Heartbeat Timeout:\t%s", hb)
 	active := none
-	if at, ok := activeDeadline(js); ok {
+	if at, ok := lifecycle.ActiveDeadline(js); ok {
 		active = fmt.Sprintf("%s (spec.activeDeadlineSeconds %d)", until(at, now), *js.Spec.ActiveDeadlineSeconds)
 	}
 	line(1, "Active Deadline:\t%s", active)

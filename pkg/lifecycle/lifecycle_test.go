@@ -288,3 +288,41 @@ func expectCondition(t *testing.T, s jobstatev1alpha1.JobStateStatus, typ string
 		t.Errorf("condition %s = %+v, want %s/%s", typ, c, status, reason)
 	}
 }
+
+// TestDeadlines covers HeartbeatExpiry and ActiveDeadline in every phase
+// that has one and the ones that do not.
+func TestDeadlines(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	job := func(phase jobstatev1alpha1.JobPhase, started, beat bool) *jobstatev1alpha1.JobState {
+		js := &jobstatev1alpha1.JobState{}
+		js.Spec.HeartbeatTimeoutSeconds = ptr.To[int32](30)
+		js.Spec.ActiveDeadlineSeconds = ptr.To[int64](600)
+		js.Status.Phase = phase
+		if started {
+			js.Status.StartTime = &metav1.Time{Time: t0}
+		}
+		if beat {
+			js.Status.LastHeartbeatTime = &metav1.Time{Time: t0.Add(time.Minute)}
+		}
+		return js
+	}
+	for _, c := range []struct {
+		name               string
+		js                 *jobstatev1alpha1.JobState
+		heartbeat, active  time.Time
+		hasBeat, hasActive bool
+	}{
+		{"running", job(jobstatev1alpha1.PhaseRunning, true, true), t0.Add(time.Minute + 30*time.Second), t0.Add(10 * time.Minute), true, true},
+		{"running, no heartbeat yet", job(jobstatev1alpha1.PhaseRunning, true, false), time.Time{}, t0.Add(10 * time.Minute), false, true},
+		{"pending after a failure", job(jobstatev1alpha1.PhasePending, true, true), time.Time{}, t0.Add(10 * time.Minute), false, true},
+		{"pending, never started", job(jobstatev1alpha1.PhasePending, false, false), time.Time{}, time.Time{}, false, false},
+		{"succeeded", job(jobstatev1alpha1.PhaseSucceeded, true, true), time.Time{}, time.Time{}, false, false},
+		{"uninitialized", job("", true, true), time.Time{}, time.Time{}, false, false},
+	} {
+		hb, okHB := lifecycle.HeartbeatExpiry(c.js)
+		ad, okAD := lifecycle.ActiveDeadline(c.js)
+		if okHB != c.hasBeat || !hb.Equal(c.heartbeat) || okAD != c.hasActive || !ad.Equal(c.active) {
+			t.Errorf("%s: heartbeat %v %v, active %v %v; want %v %v, %v %v", c.name, hb, okHB, ad, okAD, c.heartbeat, c.hasBeat, c.active, c.hasActive)
+		}
+	}
+}

@@ -165,6 +165,28 @@ func HeartbeatTimeout(js *jobstatev1alpha1.JobState) time.Duration {
 	return time.Duration(seconds) * time.Second
 }
 
+// HeartbeatExpiry is when the holder of a Running job counts as lost: its
+// last heartbeat plus HeartbeatTimeout. ok is false for a job that is not
+// Running or has no heartbeat.
+func HeartbeatExpiry(js *jobstatev1alpha1.JobState) (at time.Time, ok bool) {
+	s := js.Status
+	if s.Phase != jobstatev1alpha1.PhaseRunning || s.LastHeartbeatTime == nil {
+		return time.Time{}, false
+	}
+	return s.LastHeartbeatTime.Add(HeartbeatTimeout(js)), true
+}
+
+// ActiveDeadline is when an unfinished job has run for
+// spec.activeDeadlineSeconds since it started. ok is false without a
+// deadline, before the job started, and once it finished.
+func ActiveDeadline(js *jobstatev1alpha1.JobState) (at time.Time, ok bool) {
+	s := js.Status
+	if js.Spec.ActiveDeadlineSeconds == nil || s.StartTime == nil || s.Phase == "" || s.Phase.IsTerminal() {
+		return time.Time{}, false
+	}
+	return s.StartTime.Add(time.Duration(*js.Spec.ActiveDeadlineSeconds) * time.Second), true
+}
+
 // endAttempt moves a Running job whose attempt ended unsuccessfully back to
 // Pending for a retry after RetryBackoff, or to Failed once the attempt was
 // the spec.backoffLimit'th.
