@@ -37,13 +37,46 @@ type stored struct {
 }
 
 // readStored reads the stream key with a fresh Client (nothing cached).
+// A manager may be sealing or applying retention meanwhile, deleting a
+// segment between the read of the events and the list of the segments: it
+// reads again (up to 10 times) until the head and the segments are the same
+// after the events' read as before it.
 func readStored(ctx context.Context, key client.ObjectKey) (stored, error) {
+	var s stored
+	var err error
+	for range 10 {
+		if s, err = readStoredOnce(ctx, key); err != nil {
+			return s, err
+		}
+		after, err := stream.ListSegments(ctx, env.Client, s.es)
+		if err != nil {
+			return s, err
+		}
+		head := &jobstatev1alpha1.EventStream{}
+		if err := env.Client.Get(ctx, key, head); err != nil {
+			return s, err
+		}
+		// (Status writes change the resourceVersion, not the events.)
+		if slices.Equal(after, s.segments) && head.Head != nil && s.es.Head != nil &&
+			head.Head.First == s.es.Head.First && head.Head.Version == s.es.Head.Version {
+			return s, nil
+		}
+	}
+	return s, fmt.Errorf("stream %s: its segments kept changing while it was read", key)
+}
+
+// readStoredOnce lists the segments, then reads the head and every event.
+func readStoredOnce(ctx context.Context, key client.ObjectKey) (stored, error) {
 	var s stored
 	s.es = &jobstatev1alpha1.EventStream{}
 	if err := env.Client.Get(ctx, key, s.es); err != nil {
 		return s, err
 	}
 	if err := stream.CheckStored(s.es); err != nil {
+		return s, err
+	}
+	var err error
+	if s.segments, err = stream.ListSegments(ctx, env.Client, s.es); err != nil {
 		return s, err
 	}
 	reader, err := stream.New(env.Client, stream.Options{})
@@ -61,8 +94,7 @@ func readStored(ctx context.Context, key client.ObjectKey) (stored, error) {
 		s.events = append(s.events, batch...)
 		from = batch[len(batch)-1].Position + 1
 	}
-	s.segments, err = stream.ListSegments(ctx, env.Client, s.es)
-	return s, err
+	return s, nil
 }
 
 // ids are the stored events' ids, in order.
