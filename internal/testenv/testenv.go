@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -227,7 +228,8 @@ func (e *Env) waitStamped(ctx context.Context) error {
 
 // createPolicies creates every object of config/admission's policy files.
 func (e *Env) createPolicies(ctx context.Context) error {
-	files, err := filepath.Glob(filepath.Join(RepoRoot(), "config", "admission", "eventstream_*.yaml"))
+	files, err := filepath.Glob(filepath.Join(RepoRoot(), "config", "admission", "*.yaml"))
+	files = slices.DeleteFunc(files, func(f string) bool { return filepath.Base(f) == "kustomization.yaml" })
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no policies in config/admission: %v", err)
 	}

@@ -116,6 +116,32 @@ func TestGatewayAuth(t *testing.T) {
 		t.Fatalf("ns.delete: %d %s", status, body)
 	}
 	waitStatus(ctx, t, http.StatusUnauthorized, func() (int, string) { return rpc(ctx, t, g.url, tokenB, "", nil, "stream.version", "secret-1") })
+
+	// The gateway deletes a namespace its ns.create made, and no other
+	// (config/admission's gateway-namespaces policy): not even with its
+	// own credentials directly.
+	made := "made-" + nsA
+	g.createToken(ctx, t, made)
+	if status, body := rpc(ctx, t, g.url, g.admin, "", nil, "ns.delete", made); status != http.StatusOK {
+		t.Fatalf("ns.delete %s: %d %s", made, status, body)
+	}
+	gone := &corev1.Namespace{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: made}, gone); err == nil && gone.DeletionTimestamp == nil {
+		t.Errorf("ns.delete left namespace %s, which ns.create made", made)
+	}
+	cfg, err := env.ConfigFor(gatewayUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asGateway, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := &corev1.Namespace{}
+	victim.Name = nsA
+	if err := asGateway.Delete(ctx, victim); err == nil || !strings.Contains(err.Error(), "the gateway may delete only the namespaces its ns.create made") {
+		t.Errorf("the gateway's identity deleting namespace %s: %v, want the policy's refusal", nsA, err)
+	}
 }
 
 // saToken makes a ServiceAccount in ns bound to clusterRole there (none if
