@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/testenv"
 )
 
 // Who makes a rule case's write.
@@ -46,6 +48,8 @@ const (
 	asSealer = ""       // env.Client: the manager's ServiceAccount, in system:masters
 	asAdmin  = "admin"  // a cluster admin (system:masters) who is not the sealer
 	asWorker = "worker" // config/rbac/worker_role.yaml in the test's namespace
+	// asGateway is the EventoDB gateway's ServiceAccount, in system:masters.
+	asGateway = "gateway"
 )
 
 // ruleCase is one illegal write of any resource.
@@ -541,6 +545,12 @@ func ruleCases() []ruleCase {
 				es.OwnerReferences = append(es.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "gone", UID: "0"})
 			}), forbidden: true,
 			want: []string{"spec.retention, metadata.ownerReferences", "eventstreams/lifetime"}},
+		{rule: policyKey("gateway-namespaces", 0), name: "the gateway deletes a namespace its ns.create did not make", as: asGateway,
+			stored: func(ns, name string) client.Object {
+				return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name}}
+			},
+			write:     func(ctx context.Context, c client.Client, obj client.Object) error { return c.Delete(ctx, obj) },
+			forbidden: true, want: []string{"the gateway may delete only the namespaces its ns.create made", "eventodb.jobstate.dev/created-by"}},
 	}
 	cases = append(cases, conditionCases("jobstates", jobState(false))...)
 	cases = append(cases, conditionCases("eventstreams", streamAt(0, 3))...)
@@ -593,9 +603,10 @@ func oversizedCommits() string {
 func TestRulesRefuseIllegalWrites(t *testing.T) {
 	ns := env.Namespace(t)
 	clients := map[string]client.Client{
-		asSealer: env.Client,
-		asAdmin:  env.AdminAs(t, "cluster-admin"),
-		asWorker: env.ClientAs(t, ns, "worker", "worker_role.yaml"),
+		asSealer:  env.Client,
+		asAdmin:   env.AdminAs(t, "cluster-admin"),
+		asWorker:  env.ClientAs(t, ns, "worker", "worker_role.yaml"),
+		asGateway: env.AdminAs(t, testenv.GatewayUser),
 	}
 	for i, tc := range ruleCases() {
 		t.Run(tc.rule+"/"+tc.name, func(t *testing.T) {
