@@ -20,7 +20,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -211,5 +210,3 @@ func correlated(ev *event, c string) bool {
 	}
 	return meta.CorrelationStreamName != "" && category(meta.CorrelationStreamName) == c
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

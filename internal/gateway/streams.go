@@ -19,6 +19,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -116,7 +117,7 @@ func messages(a args, opts object) ([]stream.EventData, bool, *Error) {
 	}
 	events := make([]stream.EventData, len(list))
 	for i, m := range list {
-		o, e := parseObject(m, "stream.write: messages["+itoa(i)+"]")
+		o, e := parseObject(m, fmt.Sprintf("stream.write: messages[%d]", i))
 		if e != nil {
 			return nil, false, e
 		}

@@ -244,18 +244,8 @@ func (b *bench) gatewaySpread(ctx context.Context, g *gatewayServer, o gatewayOp
 	rawWrites.Store(0) // Count the timed writes only.
 	directWrites.Store(0)
 	before := g.writes.Load()
-	rounds := min(o.rounds, o.perWriter)
-	for i := range rounds {
-		n := share(o.perWriter, rounds, i) * o.writers
-		for j := range flows {
-			if i%2 == 1 {
-				j = len(flows) - 1 - j
-			}
-			flows[j].run(ctx, n)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
+	if err := runInRounds(ctx, flows, o.rounds, o.perWriter, o.writers); err != nil {
+		return nil, err
 	}
 	raw.writes.Store(rawWrites.Load())
 	f.writes.Store(g.writes.Load() - before)

@@ -401,18 +401,8 @@ func (b *bench) streamThroughput(ctx context.Context, o streamOptions) ([]*flow,
 	for j := range flows {
 		counters[j].Store(0) // Count the timed writes only.
 	}
-	rounds := min(o.rounds, o.perWriter)
-	for i := range rounds {
-		n := share(o.perWriter, rounds, i) * o.writers
-		for j := range flows {
-			if i%2 == 1 {
-				j = len(flows) - 1 - j
-			}
-			flows[j].run(ctx, n)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
+	if err := runInRounds(ctx, flows, o.rounds, o.perWriter, o.writers); err != nil {
+		return nil, err
 	}
 	for j, f := range flows {
 		f.writes.Store(counters[j].Load())
@@ -685,4 +675,24 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// runInRounds runs flows interleaved in rounds (ABBA: the order reverses
+// every other round, so that a change in machine load weighs on all alike),
+// perWriter × writers calls of each in all.
+func runInRounds(ctx context.Context, flows []*flow, rounds, perWriter, writers int) error {
+	rounds = min(rounds, perWriter)
+	for i := range rounds {
+		n := share(perWriter, rounds, i) * writers
+		for j := range flows {
+			if i%2 == 1 {
+				j = len(flows) - 1 - j
+			}
+			flows[j].run(ctx, n)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
+	return nil
 }
