@@ -10,6 +10,8 @@ KUBEBUILDER_ASSETS ?= $(ENVTEST_STORE)/k8s/$(ENVTEST_K8S_VERSION)-$(GOOS)-$(GOAR
 export KUBEBUILDER_ASSETS
 
 IMG ?= jobstate-controller:latest
+# Where `make build-installer` writes install.yaml.
+DIST ?= dist
 
 # Tools, pinned. Installed into bin/ with the version in the name, so a bump
 # rebuilds them.
@@ -132,10 +134,20 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 uninstall: manifests ## Remove the CRDs (and every JobState) from the cluster.
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
+.PHONY: build-installer
+build-installer: manifests ## Write $(DIST)/install.yaml: everything `make deploy` installs, in one file, with the image IMG.
+	@mkdir -p $(DIST)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r config "$$tmp/" && mkdir "$$tmp/config/installer" && \
+	img='$(IMG)' && base=$${img##*/} && name=$$img && tag=latest && \
+	if [[ $$base == *:* ]]; then name=$${img%:*}; tag=$${img##*:}; fi && \
+	printf 'resources:\n- ../default\nimages:\n- name: jobstate-controller\n  newName: %s\n  newTag: %s\n' "$$name" "$$tag" \
+		>"$$tmp/config/installer/kustomization.yaml" && \
+	$(KUBECTL) kustomize "$$tmp/config/installer" >$(DIST)/install.yaml
+	@echo "$(DIST)/install.yaml (image $(IMG)): kubectl apply --server-side -f $(DIST)/install.yaml"
+
 .PHONY: deploy
-deploy: manifests ## Deploy the controller (CRDs, RBAC, admission policies, Deployment with IMG) to the cluster.
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
-	$(KUBECTL) apply --server-side -k config/default
+deploy: build-installer ## Deploy the controller (CRDs, RBAC, admission policies, the manager and gateway Deployments with IMG) to the cluster.
+	$(KUBECTL) apply --server-side -f $(DIST)/install.yaml
 
 .PHONY: undeploy
 undeploy: ## Remove the controller from the cluster.

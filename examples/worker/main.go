@@ -79,7 +79,7 @@ func main() {
 	scheme := clientgoscheme.Scheme
 	utilruntime.Must(jobstatev1alpha1.AddToScheme(scheme))
 	cfg := ctrl.GetConfigOrDie()
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		log.Error(err, "Unable to create client")
 		os.Exit(1)

@@ -34,6 +34,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -43,6 +44,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -79,10 +82,12 @@ type Env struct {
 	apiserverLog *os.File
 }
 
-// Scheme returns a scheme with the client-go types and jobstate's API.
+// Scheme returns a scheme with the client-go types, CRDs and jobstate's
+// API.
 func Scheme() *apiruntime.Scheme {
 	s := apiruntime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	utilruntime.Must(jobstatev1alpha1.AddToScheme(s))
 	return s
 }
@@ -305,6 +310,18 @@ func (e *Env) KubeConfigFor(name string) ([]byte, error) {
 		return nil, err
 	}
 	return u.KubeConfig()
+}
+
+// KubeConfigWithToken returns a kubeconfig that authenticates with a bearer
+// token (a ServiceAccount's, from the TokenRequest API): a process given it
+// has exactly what RBAC grants that ServiceAccount, as in a cluster.
+func (e *Env) KubeConfigWithToken(token string) ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: e.Config.Host, CertificateAuthorityData: e.Config.CAData}
+	cfg.AuthInfos["token"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "token"}
+	cfg.CurrentContext = "envtest"
+	return clientcmd.Write(*cfg)
 }
 
 // ConfigFor returns a client config authenticated as user name, with no

@@ -23,23 +23,29 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
 	"github.com/jobstate-dev/jobstate/internal/testenv"
+	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 )
 
 var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
-// TestSamplesRunToCompletion: manager and worker processes take the three
-// samples to Succeeded; flaky-export fails its first attempt and succeeds on
-// the second. Then kubectl cannot move a finished job back.
+// TestSamplesRunToCompletion: the manager and the demo worker, as processes
+// authenticated as the ServiceAccounts config/default made and a worker's
+// bound to its worker role (so they have exactly the RBAC a cluster gives
+// them), take the samples to Succeeded: the event-sourced ledger-rebuild and
+// the Lease-locked migrate-schema too; flaky-export fails its first attempt
+// and succeeds on the second. Then kubectl cannot move a finished job back.
 func TestSamplesRunToCompletion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -52,20 +58,19 @@ func TestSamplesRunToCompletion(t *testing.T) {
 		return string(out), err
 	}
 
-	// kubectl apply of the CRDs (envtest installed them already: this is
-	// an update, as on a cluster being upgraded) and of the samples.
-	if out, err := kubectl("apply", "--server-side", "--force-conflicts", "-k", filepath.Join(root, "config", "crd")); err != nil {
-		t.Fatalf("kubectl apply -k config/crd: %v\n%s", err, out)
-	}
+	// kubectl apply of config/default (envtest installed the CRDs
+	// already: this is an update, as on a cluster being upgraded) and of
+	// the samples.
+	managerConfig := managerKubeConfig(ctx, t, dir)
 	ns := env.Namespace(t)
 	if out, err := kubectl("apply", "-n", ns, "-k", filepath.Join(root, "config", "samples")); err != nil {
 		t.Fatalf("kubectl apply -k config/samples: %v\n%s", err, out)
 	}
 
 	start(ctx, t, build(t, root, dir, "./cmd/manager"),
-		"--kubeconfig", writeKubeConfig(t, dir, testenv.SealerUser), "--metrics-bind-address=0", "--health-probe-bind-address=0")
+		"--kubeconfig", managerConfig, "--metrics-bind-address=0", "--health-probe-bind-address=0")
 	start(ctx, t, build(t, root, dir, "./examples/worker"),
-		"--kubeconfig", kubeconfig, "--namespace", ns, "--identity", "e2e-worker", "--steps", "3", "--interval", "300ms")
+		"--kubeconfig", workerKubeConfig(ctx, t, dir, ns), "--namespace", ns, "--identity", "e2e-worker", "--steps", "3", "--interval", "300ms")
 
 	var list jobstatev1alpha1.JobStateList
 	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
@@ -77,7 +82,7 @@ func TestSamplesRunToCompletion(t *testing.T) {
 				return false, nil
 			}
 		}
-		return len(list.Items) == 4, nil
+		return len(list.Items) == 5, nil
 	})
 	if err != nil {
 		out, _ := kubectl("get", "js", "-n", ns)
@@ -101,6 +106,18 @@ func TestSamplesRunToCompletion(t *testing.T) {
 	}
 	if p := ledger.Status.Projection; p == nil || p.Position == nil || *p.Position != 4 || p.RejectedCount != 0 {
 		t.Errorf("ledger-rebuild projection = %+v, want position 4 and nothing rejected", p)
+	}
+	// The Lease-locked sample was written under its Lease, fenced.
+	migrate := &jobstatev1alpha1.JobState{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "migrate-schema"}, migrate); err != nil {
+		t.Fatal(err)
+	}
+	lock := &coordinationv1.Lease{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobstate.LeaseName("migrate-schema")}, lock); err != nil {
+		t.Errorf("migrate-schema's Lease: %v", err)
+	}
+	if migrate.Status.LockToken < 1 {
+		t.Errorf("migrate-schema status.lockToken = %d, want a fencing token", migrate.Status.LockToken)
 	}
 	out, err := kubectl("get", "es", "-n", ns, "ledger-rebuild-events")
 	if err != nil || !strings.Contains(out, "VERSION") || !strings.Contains(out, " 4 ") {
@@ -156,25 +173,60 @@ func build(t *testing.T, root, dir, pkg string) string {
 	return bin
 }
 
-// start runs bin until the test ends; its output is logged if the test
-// fails.
-func start(ctx context.Context, t *testing.T, bin string, args ...string) {
+// process is a binary a test started, with its output so far.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+}
+
+// Write collects the process's stdout and stderr.
+func (p *process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+// Output is what the process has written so far.
+func (p *process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// WaitFor waits up to timeout for the output to contain s, and says
+// whether it does.
+func (p *process) WaitFor(ctx context.Context, s string, timeout time.Duration) bool {
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		return strings.Contains(p.Output(), s), nil
+	})
+	return err == nil
+}
+
+// Kill sends SIGKILL: the process dies without releasing anything.
+func (p *process) Kill() error { return p.cmd.Process.Kill() }
+
+// start runs bin until the test ends (SIGINT, then SIGKILL after 10s);
+// its output is logged if the test fails.
+func start(ctx context.Context, t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
+	p := &process{name: filepath.Base(bin)}
+	p.cmd = exec.CommandContext(ctx, bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(os.Interrupt) }
+	p.cmd.WaitDelay = 10 * time.Second
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Cancel()
-		_ = cmd.Wait()
+		_ = p.cmd.Cancel()
+		_ = p.cmd.Wait()
 		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
+			t.Logf("%s %v output:\n%s", p.name, args, p.Output())
 		}
 	})
+	return p
 }
 
 // TestDefaultConfigInstallsTheSealerPolicies: `kubectl apply -k

@@ -1,0 +1,306 @@
+/*
+Copyright 2026 The jobstate Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jobstate-dev/jobstate/internal/testenv"
+)
+
+// systemNamespace is where config/default puts the manager and the gateway.
+const systemNamespace = "jobstate-system"
+
+// managerServiceAccount is the manager's ServiceAccount in systemNamespace:
+// testenv.SealerUser.
+const managerServiceAccount = "jobstate-controller-manager"
+
+var install struct {
+	once sync.Once
+	out  string
+	err  error
+}
+
+// installDefault applies config/default to the control plane with kubectl,
+// as `kubectl apply -k config/default` on a cluster, once per test binary,
+// and returns kubectl's output. The Deployments never get pods (there is no
+// kubelet); the tests run their binaries as processes authenticated as the
+// ServiceAccounts it created.
+func installDefault(t *testing.T) string {
+	t.Helper()
+	install.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		install.out, install.err = kubectlAdmin(ctx, t, "apply", "--server-side", "--force-conflicts", "-k", filepath.Join(testenv.RepoRoot(), "config", "default"))
+	})
+	if install.err != nil {
+		t.Fatalf("kubectl apply -k config/default: %v\n%s", install.err, install.out)
+	}
+	return install.out
+}
+
+var adminKubeConfig struct {
+	once sync.Once
+	path string
+}
+
+// kubectlAdmin runs the built kubectl as a cluster admin.
+func kubectlAdmin(ctx context.Context, t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	adminKubeConfig.once.Do(func() {
+		dir, err := os.MkdirTemp("", "e2e-admin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		adminKubeConfig.path = writeKubeConfig(t, dir, "installer")
+	})
+	out, err := exec.CommandContext(ctx, filepath.Join(testenv.AssetsDir(), "kubectl"), append([]string{"--kubeconfig", adminKubeConfig.path}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestInstall: `kubectl apply -k config/default` creates what a cluster
+// needs to run jobstate (namespace, CRDs, least-privilege RBAC, the
+// manager's ServiceAccount and two-replica leader-elected Deployment, the
+// metrics Service, the admission policies, the gateway), and
+// `make build-installer` writes the same objects, with the image IMG, into
+// one install.yaml that applies cleanly over it.
+func TestInstall(t *testing.T) {
+	ctx := t.Context()
+	out := installDefault(t)
+	for _, want := range []string{
+		"namespace/jobstate-system serverside-applied",
+		"customresourcedefinition.apiextensions.k8s.io/jobstates.state.jobstate.dev serverside-applied",
+		"serviceaccount/jobstate-controller-manager serverside-applied",
+		"clusterrole.rbac.authorization.k8s.io/jobstate-manager-role serverside-applied",
+		"clusterrole.rbac.authorization.k8s.io/jobstate-metrics-reader serverside-applied",
+		"deployment.apps/jobstate-controller-manager serverside-applied",
+		"service/jobstate-controller-manager-metrics-service serverside-applied",
+		"validatingadmissionpolicy.admissionregistration.k8s.io/jobstate-eventstream-sealer serverside-applied",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl apply -k config/default printed no %q:\n%s", want, out)
+		}
+	}
+
+	for _, name := range []string{"jobstates", "eventstreams", "eventsegments"} {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		get(ctx, t, client.ObjectKey{Name: name + ".state.jobstate.dev"}, crd)
+		if !crdEstablished(crd) {
+			t.Errorf("CRD %s is not Established: %+v", crd.Name, crd.Status.Conditions)
+		}
+	}
+	get(ctx, t, client.ObjectKey{Name: systemNamespace}, &corev1.Namespace{})
+	get(ctx, t, client.ObjectKey{Namespace: systemNamespace, Name: managerServiceAccount}, &corev1.ServiceAccount{})
+	checkManagerDeployment(ctx, t)
+	checkManagerBindings(ctx, t)
+
+	svc := &corev1.Service{}
+	get(ctx, t, client.ObjectKey{Namespace: systemNamespace, Name: "jobstate-controller-manager-metrics-service"}, svc)
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8443 || svc.Spec.Selector["control-plane"] != "controller-manager" {
+		t.Errorf("metrics Service: ports %+v selector %v, want 8443 to the manager's pods", svc.Spec.Ports, svc.Spec.Selector)
+	}
+	get(ctx, t, client.ObjectKey{Namespace: systemNamespace, Name: "jobstate-controller-manager"}, &policyv1.PodDisruptionBudget{})
+	reader := &rbacv1.ClusterRole{}
+	get(ctx, t, client.ObjectKey{Name: "jobstate-metrics-reader"}, reader)
+	if len(reader.Rules) != 1 || !slices.Equal(reader.Rules[0].NonResourceURLs, []string{"/metrics"}) {
+		t.Errorf("jobstate-metrics-reader rules = %+v, want GET /metrics", reader.Rules)
+	}
+	for _, name := range []string{"jobstate-eventstream-sealer", "jobstate-eventsegment-sealer", "jobstate-eventstream-lifetime", "jobstate-gateway-namespaces"} {
+		get(ctx, t, client.ObjectKey{Name: name}, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{})
+	}
+
+	checkInstaller(ctx, t)
+}
+
+// checkManagerDeployment: two replicas, leader-elected, probed, bounded,
+// non-root on a read-only root filesystem with the RuntimeDefault seccomp
+// profile, as the manager's ServiceAccount.
+func checkManagerDeployment(ctx context.Context, t *testing.T) {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	get(ctx, t, client.ObjectKey{Namespace: systemNamespace, Name: "jobstate-controller-manager"}, d)
+	pod := d.Spec.Template.Spec
+	if ptr.Deref(d.Spec.Replicas, 1) != 2 || pod.ServiceAccountName != managerServiceAccount || len(pod.Containers) != 1 {
+		t.Fatalf("manager Deployment: replicas %v, serviceAccountName %q, %d containers; want 2, %s, 1",
+			ptr.Deref(d.Spec.Replicas, 1), pod.ServiceAccountName, len(pod.Containers), managerServiceAccount)
+	}
+	c := pod.Containers[0]
+	for _, arg := range []string{"--leader-elect", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081"} {
+		if !slices.Contains(c.Args, arg) {
+			t.Errorf("manager args %v lack %s", c.Args, arg)
+		}
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Errorf("manager probes: liveness %+v readiness %+v", c.LivenessProbe, c.ReadinessProbe)
+	}
+	if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+		t.Errorf("manager resources %+v: want requests and limits", c.Resources)
+	}
+	psc, sc := pod.SecurityContext, c.SecurityContext
+	if psc == nil || !ptr.Deref(psc.RunAsNonRoot, false) || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("manager pod securityContext %+v: want runAsNonRoot and seccomp RuntimeDefault", psc)
+	}
+	if sc == nil || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.AllowPrivilegeEscalation, true) {
+		t.Errorf("manager container securityContext %+v: want a read-only root filesystem and no privilege escalation", sc)
+	}
+}
+
+// checkManagerBindings: the manager's ServiceAccount is bound to its
+// ClusterRole, the leader-election Role in its namespace and the
+// metrics-auth ClusterRole.
+func checkManagerBindings(ctx context.Context, t *testing.T) {
+	t.Helper()
+	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: managerServiceAccount, Namespace: systemNamespace}
+	for _, name := range []string{"jobstate-manager-rolebinding", "jobstate-metrics-auth-rolebinding"} {
+		b := &rbacv1.ClusterRoleBinding{}
+		get(ctx, t, client.ObjectKey{Name: name}, b)
+		if !slices.Contains(b.Subjects, subject) {
+			t.Errorf("%s subjects %+v lack %+v", name, b.Subjects, subject)
+		}
+	}
+	b := &rbacv1.RoleBinding{}
+	get(ctx, t, client.ObjectKey{Namespace: systemNamespace, Name: "jobstate-leader-election-rolebinding"}, b)
+	if !slices.Contains(b.Subjects, subject) {
+		t.Errorf("leader-election RoleBinding subjects %+v lack %+v", b.Subjects, subject)
+	}
+}
+
+// checkInstaller: `make build-installer` renders config/default with the
+// image IMG into one file; applying it over the installed objects changes
+// no object but the Deployments' image.
+func checkInstaller(ctx context.Context, t *testing.T) {
+	t.Helper()
+	dist := t.TempDir()
+	const img = "registry.example:5000/jobstate/controller:v9.9.9"
+	cmd := exec.CommandContext(ctx, "make", "-s", "build-installer", "DIST="+dist, "IMG="+img)
+	cmd.Dir = testenv.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build-installer: %v\n%s", err, out)
+	}
+	manifest := filepath.Join(dist, "install.yaml")
+	out, err := kubectlAdmin(ctx, t, "apply", "--server-side", "--force-conflicts", "-f", manifest)
+	if err != nil {
+		t.Fatalf("kubectl apply -f install.yaml: %v\n%s", err, out)
+	}
+	rendered, err := kubectlAdmin(ctx, t, "kustomize", filepath.Join(testenv.RepoRoot(), "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Count(out, " serverside-applied"), strings.Count(rendered, "\nkind: "); got != want {
+		t.Errorf("install.yaml applied %d objects, config/default renders %d:\n%s", got, want, out)
+	}
+	for _, name := range []string{"jobstate-controller-manager", "jobstate-gateway"} {
+		d := &appsv1.Deployment{}
+		get(ctx, t, client.ObjectKey{Namespace: systemNamespace, Name: name}, d)
+		if got := d.Spec.Template.Spec.Containers[0].Image; got != img {
+			t.Errorf("%s image %q after applying install.yaml, want %q", name, got, img)
+		}
+	}
+}
+
+// get reads key into obj with the admin client, failing the test if it
+// is not there.
+func get(ctx context.Context, t *testing.T, key client.ObjectKey, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Get(ctx, key, obj); err != nil {
+		t.Fatalf("%T %s: %v", obj, key, err)
+	}
+}
+
+func crdEstablished(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established {
+			return c.Status == apiextensionsv1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// serviceAccountKubeConfig writes a kubeconfig into dir that authenticates
+// as ServiceAccount ns/name with a token from the TokenRequest API, and
+// returns its path: a process given it has exactly what RBAC grants the
+// ServiceAccount.
+func serviceAccountKubeConfig(ctx context.Context, t *testing.T, dir, ns, name string) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for %s/%s: %v", ns, name, err)
+	}
+	data, err := env.KubeConfigWithToken(tr.Status.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, ns+"."+name+".kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// managerKubeConfig installs config/default and returns a kubeconfig for
+// the manager's ServiceAccount it created.
+func managerKubeConfig(ctx context.Context, t *testing.T, dir string) string {
+	t.Helper()
+	installDefault(t)
+	return serviceAccountKubeConfig(ctx, t, dir, systemNamespace, managerServiceAccount)
+}
+
+// workerKubeConfig makes a ServiceAccount "worker" in ns, binds it there to
+// config/default's worker ClusterRole (config/rbac/worker_role.yaml), and
+// returns a kubeconfig for it: the demo worker as a cluster runs it.
+func workerKubeConfig(ctx context.Context, t *testing.T, dir, ns string) string {
+	t.Helper()
+	installDefault(t)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "worker"}}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "worker"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "jobstate-worker-role"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "worker", Namespace: ns}},
+	}
+	for _, obj := range []client.Object{sa, binding} {
+		if err := env.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return serviceAccountKubeConfig(ctx, t, dir, ns, "worker")
+}
