@@ -74,13 +74,14 @@ type EventStreamReconciler struct {
 	attempts map[client.ObjectKey]time.Time
 }
 
-// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams/status,verbs=update
 // Segments set blockOwnerDeletion on their stream.
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams/finalizers,verbs=update
-// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;create;delete
 // Retention keeps what the JobStates projected from a stream still need.
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch
+// An Event repeated on an unchanged object becomes a series, a patch.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // errUnstamped: an append landed between Seal and the status write.

@@ -78,15 +78,15 @@ type JobStateReconciler struct {
 // waiting for a full head).
 const timerAppendTimeout = 5 * time.Second
 
-// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/status,verbs=update
 // Leases owned by a JobState set blockOwnerDeletion, which clusters that
 // enforce owner-reference permissions allow only with update on finalizers.
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=jobstates/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;watch;create;update
 // +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventstreams,verbs=get;list;watch
-// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=state.jobstate.dev,resources=eventsegments,verbs=get;list
 
 // lockWait bounds how long a reconcile waits for a JobState's Lease
 // (lockPolicy Lease) held by a worker; lockRetry is when it tries again.

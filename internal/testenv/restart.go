@@ -66,6 +66,7 @@ func StartRestartable() (*Env, error) {
 	}
 	env := newEnvironment()
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certs, Out: apiserverLog, Err: apiserverLog}
+	configureAPIServer(env.ControlPlane.APIServer)
 	// On SIGTERM kube-apiserver waits for its HTTP server to shut down,
 	// which open watches (every informer's) held up for longer than envtest
 	// waits before it kills the process (measured: over 20s, with a

@@ -119,11 +119,23 @@ func Start() (*Env, error) { return startEnvironment(newEnvironment()) }
 // newEnvironment is the envtest environment of jobstate's tests: its CRDs,
 // the binaries of AssetsDir.
 func newEnvironment() *envtest.Environment {
-	return &envtest.Environment{
+	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: AssetsDir(),
 	}
+	configureAPIServer(env.ControlPlane.GetAPIServer())
+	return env
+}
+
+// configureAPIServer turns on what stricter clusters (OpenShift, say) turn
+// on beyond kube-apiserver's defaults, so that the RBAC the project ships
+// is tested against them: OwnerReferencesPermissionEnforcement, which
+// refuses an ownerReference with blockOwnerDeletion (a sealed segment's,
+// a JobState's Lease's) to anyone who may not update the owner's
+// finalizers.
+func configureAPIServer(s *envtest.APIServer) {
+	s.Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
 }
 
 // startEnvironment starts env's processes and installs what Start says.

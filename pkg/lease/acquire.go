@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
@@ -271,6 +272,12 @@ func (c *Client) waitForChange(ctx context.Context, lease *coordinationv1.Lease,
 		client.MatchingFields{"metadata.name": lease.Name},
 		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: lease.ResourceVersion}})
 	if err != nil {
+		if apierrors.IsForbidden(err) {
+			// Waiting still works, by polling: say once why it is slow.
+			c.watchRefused.Do(func() {
+				logf.FromContext(ctx).Error(err, "Cannot watch Leases: waiting for held locks by re-reading every 100ms; grant watch on leases")
+			})
+		}
 		select {
 		case <-ctx.Done():
 		case <-timer.C():

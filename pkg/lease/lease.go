@@ -113,6 +113,8 @@ type Client struct {
 
 	mu       sync.Mutex
 	observed map[client.ObjectKey]observation
+	// watchRefused logs, once, that RBAC refuses this Client's watches.
+	watchRefused sync.Once
 }
 
 // maxObserved bounds the observations a Client keeps.

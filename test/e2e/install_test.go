@@ -250,11 +250,9 @@ func crdEstablished(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	return false
 }
 
-// serviceAccountKubeConfig writes a kubeconfig into dir that authenticates
-// as ServiceAccount ns/name with a token from the TokenRequest API, and
-// returns its path: a process given it has exactly what RBAC grants the
-// ServiceAccount.
-func serviceAccountKubeConfig(ctx context.Context, t *testing.T, dir, ns, name string) string {
+// serviceAccountToken returns a token for ServiceAccount ns/name from the
+// TokenRequest API.
+func serviceAccountToken(ctx context.Context, t *testing.T, ns, name string) string {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
@@ -266,7 +264,16 @@ func serviceAccountKubeConfig(ctx context.Context, t *testing.T, dir, ns, name s
 	if err != nil {
 		t.Fatalf("TokenRequest for %s/%s: %v", ns, name, err)
 	}
-	data, err := env.KubeConfigWithToken(tr.Status.Token)
+	return tr.Status.Token
+}
+
+// serviceAccountKubeConfig writes a kubeconfig into dir that authenticates
+// as ServiceAccount ns/name with a token from the TokenRequest API, and
+// returns its path: a process given it has exactly what RBAC grants the
+// ServiceAccount.
+func serviceAccountKubeConfig(ctx context.Context, t *testing.T, dir, ns, name string) string {
+	t.Helper()
+	data, err := env.KubeConfigWithToken(serviceAccountToken(ctx, t, ns, name))
 	if err != nil {
 		t.Fatal(err)
 	}
