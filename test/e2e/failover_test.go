@@ -154,7 +154,9 @@ func (f *failover) names(prefix string, n int) []string {
 	return names
 }
 
-func (f *failover) key(name string) client.ObjectKey { return client.ObjectKey{Namespace: f.ns, Name: name} }
+func (f *failover) key(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: f.ns, Name: name}
+}
 
 // create makes JobStates names with a heartbeat timeout of timeout seconds.
 func (f *failover) create(ctx context.Context, t *testing.T, names []string, timeout int32) {

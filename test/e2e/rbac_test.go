@@ -79,7 +79,7 @@ var unexercised = map[string]string{
 	// reconcile of an unchanged object repeats one. Without patch that
 	// retry logs a refusal and the Event's count stays 1.
 	"patch events.events.k8s.io": "an Event repeated on an unchanged object becomes a series, a patch",
-	"patch events.":               "the leader-election Event, repeated, becomes a series, a patch",
+	"patch events.":              "the leader-election Event, repeated, becomes a series, a patch",
 }
 
 // managerRoles are the roles config/default binds to the manager's
@@ -411,7 +411,9 @@ type workload struct {
 	streams *stream.Client
 }
 
-func (w *workload) key(name string) client.ObjectKey { return client.ObjectKey{Namespace: w.ns, Name: name} }
+func (w *workload) key(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: w.ns, Name: name}
+}
 
 func (w *workload) create(ctx context.Context, name string, spec jobstatev1alpha1.JobStateSpec) error {
 	js := &jobstatev1alpha1.JobState{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name}, Spec: spec}
