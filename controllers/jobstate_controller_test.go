@@ -111,7 +111,8 @@ func (h *harness) expectEvent(substr string) {
 }
 
 func TestReconcilerInitializesAndRetriesALostHolder(t *testing.T) {
-	h := newHarness(t, jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](30), BackoffLimit: ptr.To[int32](2)})
+	// backoffLimit 1: one retry, two attempts.
+	h := newHarness(t, jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](30), BackoffLimit: ptr.To[int32](1)})
 
 	if res := h.reconcile(); res.RequeueAfter != 0 {
 		t.Errorf("pending job: RequeueAfter = %s, want none", res.RequeueAfter)
@@ -158,6 +159,65 @@ func TestReconcilerInitializesAndRetriesALostHolder(t *testing.T) {
 		t.Errorf("attempt %d completionTime %v, want 2 and set", js.Status.Attempt, js.Status.CompletionTime)
 	}
 	h.expectEvent("Warning BackoffLimitExceeded")
+}
+
+// TestBackoffLimitZeroFailsOnTheFirstFailure: with backoffLimit 0 (no
+// retries, as on a Kubernetes Job; the API server accepts it) the first
+// failure fails the job — a holder the reconciler declares lost, or a
+// worker's Fail — with BackoffLimitExceeded and a Warning Event, and no
+// second attempt can be claimed.
+func TestBackoffLimitZeroFailsOnTheFirstFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(h *harness, a jobstate.Attempt)
+	}{{
+		name: "holder lost",
+		end: func(h *harness, _ jobstate.Attempt) {
+			h.clock.Step(31 * time.Second)
+			h.reconcile()
+		},
+	}, {
+		name: "worker fails",
+		end: func(h *harness, a jobstate.Attempt) {
+			worker, err := jobstate.New(env.Client, jobstate.Options{Identity: "worker-1", Clock: h.clock, Recorder: h.recorder})
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			if err := worker.Fail(h.t.Context(), a, "disk full"); err != nil {
+				h.t.Fatal(err)
+			}
+			h.reconcile()
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](30), BackoffLimit: ptr.To[int32](0)})
+			if got := ptr.Deref(h.get().Spec.BackoffLimit, -1); got != 0 {
+				t.Fatalf("stored backoffLimit = %d, want 0", got)
+			}
+			h.reconcile()
+			h.expectEvent("Normal Created")
+			a, err := h.worker.Claim(t.Context(), h.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.end(h, a)
+
+			js := h.expectPhase(jobstatev1alpha1.PhaseFailed, jobstatev1alpha1.ReasonBackoffLimitExceeded)
+			if js.Status.Attempt != 1 || js.Status.CompletionTime == nil || js.Status.RetryAfter != nil {
+				t.Errorf("attempt %d completionTime %v retryAfter %v, want 1, set and unset", js.Status.Attempt, js.Status.CompletionTime, js.Status.RetryAfter)
+			}
+			h.expectEvent("Warning BackoffLimitExceeded")
+			select {
+			case e := <-h.recorder.Events:
+				t.Errorf("unexpected second event %q", e)
+			default:
+			}
+			h.clock.Step(lifecycle.RetryBackoff(1))
+			if _, err := h.worker.Claim(t.Context(), h.key); !errors.Is(err, lifecycle.ErrIllegalTransition) {
+				t.Errorf("claim of a Failed job: err = %v, want ErrIllegalTransition", err)
+			}
+		})
+	}
 }
 
 func TestReconcilerActiveDeadline(t *testing.T) {

@@ -25,19 +25,20 @@ import (
 	"k8s.io/utils/ptr"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func at(d time.Duration) *metav1.Time { t := metav1.NewTime(t0.Add(d)); return &t }
 
-// newJob builds a JobState: heartbeat timeout 30s, backoffLimit 2, deadline
-// 600s, TTL 60s.
+// newJob builds a JobState: heartbeat timeout 30s, backoffLimit 1 (two
+// attempts), deadline 600s, TTL 60s.
 func newJob(mutate func(js *jobstatev1alpha1.JobState)) *jobstatev1alpha1.JobState {
 	js := &jobstatev1alpha1.JobState{
 		ObjectMeta: metav1.ObjectMeta{Generation: 4},
 		Spec: jobstatev1alpha1.JobStateSpec{
-			BackoffLimit:            ptr.To[int32](2),
+			BackoffLimit:            ptr.To[int32](1),
 			HeartbeatTimeoutSeconds: ptr.To[int32](30),
 			ActiveDeadlineSeconds:   ptr.To[int64](600),
 			TTLSecondsAfterFinished: ptr.To[int32](60),
@@ -166,6 +167,66 @@ func TestApplyDueTransitions(t *testing.T) {
 			}
 			if got := nextCheck(tc.js, now); got != tc.wantNext {
 				t.Errorf("nextCheck = %s, want %s", got, tc.wantNext)
+			}
+		})
+	}
+}
+
+// TestBackoffLimitOfLostHolders: spec.backoffLimit counts retries, as on a
+// Kubernetes Job. Each attempt is claimed and its holder then stops
+// heartbeating; the reconciler's decision must retry it (Pending,
+// HeartbeatTimeout) until backoffLimit retries were made and fail the job
+// (BackoffLimitExceeded) when the next attempt is lost: after exactly
+// backoffLimit+1 attempts.
+func TestBackoffLimitOfLostHolders(t *testing.T) {
+	lost, exceeded := "Warning/"+jobstatev1alpha1.ReasonHeartbeatTimeout, "Warning/"+jobstatev1alpha1.ReasonBackoffLimitExceeded
+	for _, tc := range []struct {
+		name         string
+		backoffLimit *int32
+		wantEvents   []string // eventType/reason, one per attempt
+	}{{
+		name:         "0 fails on the first failure",
+		backoffLimit: ptr.To[int32](0),
+		wantEvents:   []string{exceeded},
+	}, {
+		name:         "1 retries once: the second failure fails",
+		backoffLimit: ptr.To[int32](1),
+		wantEvents:   []string{lost, exceeded},
+	}, {
+		name:       "unset is the default, 2: three attempts",
+		wantEvents: []string{lost, lost, exceeded},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			js := newJob(func(js *jobstatev1alpha1.JobState) {
+				js.Spec.BackoffLimit = tc.backoffLimit
+				js.Spec.ActiveDeadlineSeconds = nil
+			})
+			now := t0
+			if done := applyDueTransitions(js, now); len(done) != 1 || done[0].reason != jobstatev1alpha1.ReasonCreated {
+				t.Fatalf("initialization made %v, want Created", done)
+			}
+			var events []string
+			for js.Status.Phase != jobstatev1alpha1.PhaseFailed && len(events) <= len(tc.wantEvents) {
+				if r := js.Status.RetryAfter; r != nil {
+					now = r.Time
+				}
+				if _, err := lifecycle.DoClaim(js, "w1", now); err != nil {
+					t.Fatalf("claim after %d attempts: %v", js.Status.Attempt, err)
+				}
+				now = now.Add(lifecycle.HeartbeatTimeout(js))
+				for _, d := range applyDueTransitions(js, now) {
+					events = append(events, d.eventType+"/"+d.reason)
+				}
+			}
+			if strings.Join(events, ",") != strings.Join(tc.wantEvents, ",") {
+				t.Errorf("events = %v, want %v", events, tc.wantEvents)
+			}
+			s := js.Status
+			if want := int32(len(tc.wantEvents)); s.Phase != jobstatev1alpha1.PhaseFailed || s.Reason != jobstatev1alpha1.ReasonBackoffLimitExceeded || s.Attempt != want {
+				t.Errorf("status %s/%s after %d attempts, want Failed/BackoffLimitExceeded after %d", s.Phase, s.Reason, s.Attempt, want)
+			}
+			if want := int32(len(tc.wantEvents)); lifecycle.MaxAttempts(js) != want {
+				t.Errorf("lifecycle.MaxAttempts = %d, want %d", lifecycle.MaxAttempts(js), want)
 			}
 		})
 	}

@@ -79,7 +79,8 @@ const (
 	// ReasonHeartbeatTimeout: the holder stopped heartbeating and retries remain.
 	ReasonHeartbeatTimeout = "HeartbeatTimeout"
 	// ReasonBackoffLimitExceeded: an attempt failed or its holder was lost
-	// and spec.backoffLimit attempts have been made.
+	// and spec.backoffLimit retries have already been made (after
+	// spec.backoffLimit+1 attempts; on the first failure when it is 0).
 	ReasonBackoffLimitExceeded = "BackoffLimitExceeded"
 	// ReasonDeadlineExceeded: spec.activeDeadlineSeconds passed since startTime.
 	ReasonDeadlineExceeded = "DeadlineExceeded"
@@ -99,10 +100,14 @@ type JobStateSpec struct {
 	// +optional
 	LockPolicy LockPolicy `json:"lockPolicy,omitempty"`
 
-	// backoffLimit is the number of attempts after which a failed or lost
-	// attempt fails the job instead of being retried.
-	// +kubebuilder:default=3
-	// +kubebuilder:validation:Minimum=1
+	// backoffLimit is the number of retries, as on a Kubernetes Job: a
+	// failed or lost attempt is retried while fewer than backoffLimit
+	// retries have been made, so a job gets at most backoffLimit+1
+	// attempts, and 0 fails it on its first failure. Unset: 2, which keeps
+	// the 3 attempts that the default allowed when this field counted
+	// attempts (before issue #12); a Job's default is 6.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	BackoffLimit *int32 `json:"backoffLimit,omitempty"`

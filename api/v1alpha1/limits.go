@@ -22,8 +22,9 @@ package v1alpha1
 // generated CRD, so the two cannot drift apart. Lengths count characters
 // (Unicode code points), as the API server's maxLength does.
 const (
-	// DefaultBackoffLimit is spec.backoffLimit's default.
-	DefaultBackoffLimit int32 = 3
+	// DefaultBackoffLimit is spec.backoffLimit's default: 2 retries, 3
+	// attempts in all.
+	DefaultBackoffLimit int32 = 2
 	// DefaultHeartbeatTimeoutSeconds is spec.heartbeatTimeoutSeconds'
 	// default.
 	DefaultHeartbeatTimeoutSeconds int32 = 60

@@ -427,11 +427,11 @@ func invalidWriteCases() []invalidWriteCase {
 		},
 		invalidWriteCase{
 			rule:  "jobstates spec.backoffLimit minimum",
-			name:  "backoffLimit 0 on update",
+			name:  "backoffLimit -1 on update",
 			setup: []jobstatev1alpha1.JobStateStatus{stPending},
-			write: updateSpec(func(s *jobstatev1alpha1.JobStateSpec) { s.BackoffLimit = ptr.To[int32](0) }),
+			write: updateSpec(func(s *jobstatev1alpha1.JobStateSpec) { s.BackoffLimit = ptr.To[int32](-1) }),
 			field: "spec.backoffLimit",
-			want:  []string{"spec.backoffLimit", "greater than or equal to 1"},
+			want:  []string{"spec.backoffLimit", "greater than or equal to 0"},
 		},
 		// kubectl-style: `kubectl patch js NAME --subresource=status
 		// --type=merge -p '{"status":{"phase":"Running"}}'` on a Succeeded
@@ -484,7 +484,7 @@ type invalidSpecCase struct {
 
 func invalidSpecCases() []invalidSpecCase {
 	return []invalidSpecCase{
-		{"jobstates spec.backoffLimit minimum", "backoffLimit 0", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](0)}, "spec.backoffLimit", []string{"spec.backoffLimit", "greater than or equal to 1"}},
+		{"jobstates spec.backoffLimit minimum", "backoffLimit -1", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](-1)}, "spec.backoffLimit", []string{"spec.backoffLimit", "greater than or equal to 0"}},
 		{"jobstates spec.backoffLimit maximum", "backoffLimit 101", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](101)}, "spec.backoffLimit", []string{"spec.backoffLimit", "less than or equal to 100"}},
 		{"jobstates spec.heartbeatTimeoutSeconds minimum", "heartbeatTimeoutSeconds 0", jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](0)}, "spec.heartbeatTimeoutSeconds", []string{"spec.heartbeatTimeoutSeconds", "greater than or equal to 1"}},
 		{"jobstates spec.heartbeatTimeoutSeconds maximum", "heartbeatTimeoutSeconds 86401", jobstatev1alpha1.JobStateSpec{HeartbeatTimeoutSeconds: ptr.To[int32](86401)}, "spec.heartbeatTimeoutSeconds", []string{"spec.heartbeatTimeoutSeconds", "less than or equal to 86400"}},
@@ -609,6 +609,14 @@ func TestSpecUpdatesAccepted(t *testing.T) {
 	if err := env.Client.Update(t.Context(), js); err != nil {
 		t.Fatalf("spec update keeping cancel and lockPolicy rejected: %v", err)
 	}
+	// backoffLimit 0 (no retries, as on a Job) is accepted on update too.
+	js.Spec.BackoffLimit = ptr.To[int32](0)
+	if err := env.Client.Update(t.Context(), js); err != nil {
+		t.Fatalf("backoffLimit 0 on update rejected: %v", err)
+	}
+	if got := ptr.Deref(get(t, js).Spec.BackoffLimit, -1); got != 0 {
+		t.Fatalf("backoffLimit stored as %d, want 0", got)
+	}
 
 	// A kubectl merge patch that sets cancel again is a legal no-op.
 	if err := env.Client.Patch(t.Context(), js, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"cancel":true}}`))); err != nil {
@@ -623,7 +631,7 @@ func TestSpecUpdatesAccepted(t *testing.T) {
 	// Bounds at their limits are accepted at create.
 	newJobState(t, ns, "bounds", jobstatev1alpha1.JobStateSpec{
 		LockPolicy:              jobstatev1alpha1.LockPolicyLease,
-		BackoffLimit:            ptr.To[int32](1),
+		BackoffLimit:            ptr.To[int32](0),
 		ActiveDeadlineSeconds:   ptr.To[int64](1),
 		HeartbeatTimeoutSeconds: ptr.To[int32](86400),
 		TTLSecondsAfterFinished: ptr.To[int32](31536000),
@@ -642,8 +650,10 @@ func TestDefaultsApplied(t *testing.T) {
 		if s.LockPolicy != jobstatev1alpha1.LockPolicyOptimistic {
 			t.Errorf("%s: lockPolicy = %q, want Optimistic", name, s.LockPolicy)
 		}
-		if s.BackoffLimit == nil || *s.BackoffLimit != 3 {
-			t.Errorf("%s: backoffLimit = %v, want 3", name, ptr.Deref(s.BackoffLimit, -1))
+		// 2 retries: the 3 attempts of the default before backoffLimit
+		// counted retries.
+		if s.BackoffLimit == nil || *s.BackoffLimit != 2 {
+			t.Errorf("%s: backoffLimit = %v, want 2", name, ptr.Deref(s.BackoffLimit, -1))
 		}
 		if s.HeartbeatTimeoutSeconds == nil || *s.HeartbeatTimeoutSeconds != 60 {
 			t.Errorf("%s: heartbeatTimeoutSeconds = %v, want 60", name, ptr.Deref(s.HeartbeatTimeoutSeconds, -1))

@@ -167,7 +167,7 @@ func (d *description) writeSummary(line func(int, string, ...any)) {
 	line(0, "Phase:\t%s", phase(js))
 	line(0, "Reason:\t%s", orNone(s.Reason))
 	line(0, "Message:\t%s", orNone(s.Message))
-	line(0, "Attempt:\t%d of %d (spec.backoffLimit)", s.Attempt, lifecycle.BackoffLimit(js))
+	line(0, "Attempt:\t%d of %d (1 + spec.backoffLimit %d)", s.Attempt, lifecycle.MaxAttempts(js), lifecycle.BackoffLimit(js))
 	line(0, "Holder:\t%s", orNone(s.Holder))
 	line(0, "Progress:\t%d%%", s.Progress)
 	data := none

@@ -121,7 +121,7 @@ func jobsInPhases(t *testing.T, ns string) {
 	if err := worker(t, "worker-2").Succeed(ctx, a, "imported 4 pages"); err != nil {
 		t.Fatal(err)
 	}
-	_, a = claimed(t, ns, "failed", "worker-3", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](1)})
+	_, a = claimed(t, ns, "failed", "worker-3", jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](0)})
 	if err := worker(t, "worker-3").Fail(ctx, a, "disk full"); err != nil {
 		t.Fatal(err)
 	}

@@ -353,7 +353,7 @@ func newJobsFailCommand(o *Options) *cobra.Command {
 	return newJobsFinishCommand(o, "fail", lifecycle.Fail, "End the running attempt of a JobState with a failure",
 		`End the running attempt of a JobState with a failure: the job goes back to
 Pending, to be retried after a backoff, or fails for good once
-spec.backoffLimit attempts were made.`,
+spec.backoffLimit retries were made (at once with backoffLimit 0).`,
 		`  # The worker's node is gone: have the job retried now rather than at the
   # heartbeat timeout.
   kubectl jobstate jobs fail nightly-import --message "node lost"`,

@@ -204,8 +204,9 @@ func (c *Client) Succeed(ctx context.Context, a Attempt, message string) error {
 }
 
 // Fail ends attempt a with a failure: the job goes back to Pending for a
-// retry after a backoff, or fails for good once spec.backoffLimit attempts
-// were made.
+// retry after a backoff, or fails for good (BackoffLimitExceeded) once
+// spec.backoffLimit retries were made — on the first failure with
+// backoffLimit 0.
 func (c *Client) Fail(ctx context.Context, a Attempt, message string) error {
 	js, err := c.Update(ctx, a.Key, func(js *jobstatev1alpha1.JobState) error {
 		return lifecycle.DoFail(js, a.Fence, message, c.clock.Now())

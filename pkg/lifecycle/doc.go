@@ -24,7 +24,7 @@ limitations under the License.
 //	             Claim                 Succeed
 //	Pending ───────────────► Running ───────────► Succeeded
 //	   ▲  │                  │  │ │
-//	   │  │   Fail / Lose    │  │ │ Fail / Lose (attempt = backoffLimit)
+//	   │  │   Fail / Lose    │  │ │ Fail / Lose (attempt = backoffLimit+1)
 //	   │  │   (retries left) │  │ └──────────────► Failed ◄── ExceedDeadline
 //	   └──┼──────────────────┘  │
 //	      │ Cancel              │ Cancel

@@ -79,7 +79,7 @@ func TestAllowed(t *testing.T) {
 }
 
 func job(phase jobstatev1alpha1.JobPhase, attempt int32, holder string) *jobstatev1alpha1.JobState {
-	js := &jobstatev1alpha1.JobState{Spec: jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](3)}}
+	js := &jobstatev1alpha1.JobState{Spec: jobstatev1alpha1.JobStateSpec{BackoffLimit: ptr.To[int32](2)}} // 3 attempts
 	js.Status.Phase, js.Status.Attempt, js.Status.Holder = phase, attempt, holder
 	if phase == running {
 		t := metav1.NewTime(now.Add(-time.Minute))
@@ -249,6 +249,73 @@ func TestSetters(t *testing.T) {
 			tc.check(t, tc.js.Status)
 		})
 	}
+}
+
+// TestBackoffLimitCountsRetries: spec.backoffLimit is the number of
+// retries, as on a Kubernetes Job. Each job is claimed and ended by a
+// worker's Fail or a lost holder until it is Failed; it must have made
+// exactly backoffLimit+1 attempts, the last one ending with
+// BackoffLimitExceeded and every earlier one back in Pending.
+func TestBackoffLimitCountsRetries(t *testing.T) {
+	fail := func(js *jobstatev1alpha1.JobState, a int32) error {
+		return lifecycle.DoFail(js, lifecycle.Fence{Holder: "w1", Attempt: a}, "disk full", now)
+	}
+	lose := func(js *jobstatev1alpha1.JobState, _ int32) error { return lifecycle.DoLose(js, now) }
+	for _, tc := range []struct {
+		name         string
+		backoffLimit *int32
+		wantAttempts int32
+	}{
+		{"0 fails on the first failure", ptr.To[int32](0), 1},
+		{"1 retries once", ptr.To[int32](1), 2},
+		{"2", ptr.To[int32](2), 3},
+		{"100, the maximum", ptr.To[int32](100), 101},
+		{"unset is the default, 2: the 3 attempts it always was", nil, 3},
+	} {
+		for end, do := range map[string]func(*jobstatev1alpha1.JobState, int32) error{"fail": fail, "lose": lose} {
+			t.Run(tc.name+"/"+end, func(t *testing.T) {
+				js := &jobstatev1alpha1.JobState{Spec: jobstatev1alpha1.JobStateSpec{BackoffLimit: tc.backoffLimit}}
+				if err := lifecycle.DoInitialize(js, now); err != nil {
+					t.Fatal(err)
+				}
+				if got := lifecycle.MaxAttempts(js); got != tc.wantAttempts {
+					t.Errorf("MaxAttempts = %d, want %d", got, tc.wantAttempts)
+				}
+				for js.Status.Phase != failed {
+					if js.Status.Attempt > tc.wantAttempts {
+						t.Fatalf("still retrying after %d attempts, want Failed after %d", js.Status.Attempt, tc.wantAttempts)
+					}
+					js.Status.RetryAfter = nil // the backoff is TestSetters'
+					a, err := lifecycle.DoClaim(js, "w1", now)
+					if err != nil {
+						t.Fatalf("claim after attempt %d: %v", js.Status.Attempt, err)
+					}
+					if err := do(js, a.Attempt); err != nil {
+						t.Fatalf("%s attempt %d: %v", end, a.Attempt, err)
+					}
+					if js.Status.Phase != failed && js.Status.Phase != pending {
+						t.Fatalf("after %s of attempt %d: phase %s, want Pending or Failed", end, a.Attempt, js.Status.Phase)
+					}
+				}
+				s := js.Status
+				expect(t, s.Attempt == tc.wantAttempts, "Failed after %d attempts, got %d", tc.wantAttempts, s.Attempt)
+				expect(t, s.Reason == jobstatev1alpha1.ReasonBackoffLimitExceeded, "reason BackoffLimitExceeded, got %s", s.Reason)
+				expectCondition(t, s, jobstatev1alpha1.ConditionComplete, metav1.ConditionTrue, jobstatev1alpha1.ReasonBackoffLimitExceeded)
+			})
+		}
+	}
+}
+
+// TestLoweredBackoffLimit: a limit lowered below the retries already made
+// fails the job on its next failure instead of retrying it.
+func TestLoweredBackoffLimit(t *testing.T) {
+	js := job(running, 3, "w1")
+	js.Spec.BackoffLimit = ptr.To[int32](0)
+	if err := lifecycle.DoFail(js, lifecycle.Fence{Holder: "w1", Attempt: 3}, "disk full", now); err != nil {
+		t.Fatal(err)
+	}
+	s := js.Status
+	expect(t, s.Phase == failed && s.Reason == jobstatev1alpha1.ReasonBackoffLimitExceeded, "Failed/BackoffLimitExceeded, got %s/%s", s.Phase, s.Reason)
 }
 
 func TestFencedErrorNamesBothAttempts(t *testing.T) {

@@ -100,7 +100,8 @@ func DoSucceed(js *jobstatev1alpha1.JobState, f Fence, message string, now time.
 }
 
 // DoFail ends the holder's attempt with a failure: back to Pending with a
-// retry backoff while attempts remain, else Failed/BackoffLimitExceeded.
+// retry backoff while retries remain (spec.backoffLimit), else
+// Failed/BackoffLimitExceeded.
 func DoFail(js *jobstatev1alpha1.JobState, f Fence, message string, now time.Time) error {
 	if err := checkFence(&js.Status, f); err != nil {
 		return err
@@ -110,7 +111,7 @@ func DoFail(js *jobstatev1alpha1.JobState, f Fence, message string, now time.Tim
 }
 
 // DoLose ends the current attempt because its holder stopped heartbeating;
-// like DoFail, it retries while attempts remain. The caller (the reconciler)
+// like DoFail, it retries while retries remain. The caller (the reconciler)
 // decides that the heartbeat timed out; no fence is needed because the
 // holder is, by definition, gone.
 func DoLose(js *jobstatev1alpha1.JobState, now time.Time) error {
@@ -148,12 +149,19 @@ func DoCancel(js *jobstatev1alpha1.JobState, message string, now time.Time) erro
 	return nil
 }
 
-// BackoffLimit is spec.backoffLimit with its API default applied.
+// BackoffLimit is spec.backoffLimit with its API default applied: the
+// number of retries, as on a Kubernetes Job.
 func BackoffLimit(js *jobstatev1alpha1.JobState) int32 {
 	if js.Spec.BackoffLimit == nil {
 		return jobstatev1alpha1.DefaultBackoffLimit
 	}
 	return *js.Spec.BackoffLimit
+}
+
+// MaxAttempts is how many attempts js may make: the first and
+// BackoffLimit retries.
+func MaxAttempts(js *jobstatev1alpha1.JobState) int32 {
+	return BackoffLimit(js) + 1
 }
 
 // HeartbeatTimeout is spec.heartbeatTimeoutSeconds with its API default.
@@ -188,13 +196,15 @@ func ActiveDeadline(js *jobstatev1alpha1.JobState) (at time.Time, ok bool) {
 }
 
 // endAttempt moves a Running job whose attempt ended unsuccessfully back to
-// Pending for a retry after RetryBackoff, or to Failed once the attempt was
-// the spec.backoffLimit'th.
+// Pending for a retry after RetryBackoff, or to Failed once no retry is
+// left: attempt N has used N-1 retries, so the job fails at attempt
+// MaxAttempts (backoffLimit+1; the first with backoffLimit 0), or later
+// if the limit was lowered meanwhile.
 func endAttempt(js *jobstatev1alpha1.JobState, reason, message string, now time.Time) {
 	s := &js.Status
-	if s.Attempt >= BackoffLimit(js) {
+	if s.Attempt >= MaxAttempts(js) {
 		finish(js, jobstatev1alpha1.PhaseFailed, jobstatev1alpha1.ReasonBackoffLimitExceeded,
-			fmt.Sprintf("%s; backoffLimit %d reached", message, BackoffLimit(js)), now)
+			fmt.Sprintf("%s; no retry left (backoffLimit %d)", message, BackoffLimit(js)), now)
 		return
 	}
 	retry := metav1.NewTime(now.Add(RetryBackoff(s.Attempt)))

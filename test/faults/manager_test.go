@@ -55,7 +55,8 @@ func TestManagerKilledMidWork(t *testing.T) {
 	mgr1 := startManager(t, "manager-1")
 
 	// Lease-guarded jobs whose worker claims them and vanishes: after 2s
-	// the manager ends each attempt, and with backoffLimit 1 fails it.
+	// the manager ends each attempt, and with backoffLimit 0 (no retries)
+	// fails it.
 	const leaseJobs = 8
 	var jobs []client.ObjectKey
 	for i := range leaseJobs {
@@ -63,7 +64,7 @@ func TestManagerKilledMidWork(t *testing.T) {
 		createJob(t, key, func(js *jobstatev1alpha1.JobState) {
 			js.Spec.LockPolicy = jobstatev1alpha1.LockPolicyLease
 			js.Spec.HeartbeatTimeoutSeconds = ptr.To[int32](2)
-			js.Spec.BackoffLimit = ptr.To[int32](1)
+			js.Spec.BackoffLimit = ptr.To[int32](0)
 		})
 		jobs = append(jobs, key)
 	}
