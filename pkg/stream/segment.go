@@ -157,9 +157,11 @@ func (c *Client) putSegment(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		return nil, err
 	}
 	log.FromContext(ctx).Info("Replacing a segment no seal wrote", "segment", existing.Name, "stream", klog.KObj(es), "first", existing.Spec.First, "last", existing.Spec.Last)
-	if err := c.c.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
+	err = c.c.Delete(ctx, existing, client.Preconditions{UID: &existing.UID})
+	if client.IgnoreNotFound(err) != nil {
 		return nil, fmt.Errorf("deleting segment %s that no seal wrote: %w", existing.Name, err)
-	} else if err == nil {
+	}
+	if err == nil {
 		metrics.SegmentsDeleted(metrics.SegmentReplaced).Inc()
 	}
 	if err := c.c.Create(ctx, want); err != nil {
