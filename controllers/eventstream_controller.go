@@ -37,6 +37,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/metrics"
 	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/stream"
 	"github.com/jobstate-dev/jobstate/pkg/update"
@@ -249,8 +250,12 @@ func (r *EventStreamReconciler) reconcileRetention(ctx context.Context, es *jobs
 		uid := s.UID
 		seg := &jobstatev1alpha1.EventSegment{}
 		seg.Namespace, seg.Name = es.Namespace, s.Name
-		if err := r.Delete(ctx, seg, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+		err := r.Delete(ctx, seg, client.Preconditions{UID: &uid})
+		if client.IgnoreNotFound(err) != nil {
 			return segs, 0, fmt.Errorf("deleting segment %s for retention: %w", s.Name, err)
+		}
+		if err == nil {
+			metrics.SegmentsDeleted(metrics.SegmentRetention).Inc()
 		}
 		logf.FromContext(ctx).Info("Deleted segment for retention", "segment", s.Name, "first", s.First, "last", s.Last)
 	}

@@ -298,6 +298,9 @@ func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := r.init(); err != nil {
 		return err
 	}
+	if err := mgr.Add(&stateMetrics{reader: mgr.GetCache(), clock: r.Clock}); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &jobstatev1alpha1.JobState{}, eventStreamRefIndex, indexEventStreamRef); err != nil {
 		return err
 	}

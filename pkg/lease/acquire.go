@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/jobstate-dev/jobstate/internal/metrics"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
@@ -84,7 +85,41 @@ func (c *Client) acquire(ctx context.Context, key client.ObjectKey, wait bool, o
 		ctx, cancel = context.WithTimeout(ctx, c.opts.AcquireTimeout)
 		defer cancel()
 	}
-	return c.acquireLoop(ctx, parent, key, wait, o.owner)
+	start := time.Now()
+	l, err := c.acquireLoop(ctx, parent, key, wait, o.owner)
+	if err == nil {
+		metrics.LockWait.Observe(time.Since(start).Seconds())
+	}
+	return l, err
+}
+
+// handoff times, for jobstate_lock_handoff_seconds, an acquisition that
+// found the lock held and then saw it released: from seeing the release to
+// holding the lock. Real time, not Options.Clock: it is a measurement.
+type handoff struct {
+	held  bool      // the Lease was seen held by someone
+	freed time.Time // when it was then seen released; zero: not (yet)
+}
+
+// saw records the holder of the Lease as read.
+func (h *handoff) saw(holder string) {
+	switch {
+	case holder != "":
+		h.held, h.freed = true, time.Time{}
+	case h.held && h.freed.IsZero():
+		h.freed = time.Now()
+	}
+}
+
+// raced records that another waiter took the lock first: its release, if
+// any, is a new one.
+func (h *handoff) raced() { h.freed = time.Time{} }
+
+// acquired records that the lock is held.
+func (h *handoff) acquired() {
+	if !h.freed.IsZero() {
+		metrics.LockHandoff.Observe(time.Since(h.freed).Seconds())
+	}
 }
 
 // acquireLoop is the acquisition loop. The steps, and what each protects:
@@ -105,6 +140,7 @@ func (c *Client) acquireLoop(ctx, parent context.Context, key client.ObjectKey, 
 	start := c.opts.Clock.Now()
 	var holder string
 	var seen *coordinationv1.Lease // the Lease as the watch delivered it
+	var sinceRelease handoff
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, &TimeoutError{Key: key, Holder: holder, Waited: c.opts.Clock.Since(start), Err: err}
@@ -126,13 +162,18 @@ func (c *Client) acquireLoop(ctx, parent context.Context, key client.ObjectKey, 
 		now := c.opts.Clock.Now()
 		record := resourcelock.LeaseSpecToLeaderElectionRecord(&lease.Spec)
 		holder = record.HolderIdentity
+		sinceRelease.saw(holder)
 		expiry := c.observe(key, lease.ResourceVersion, now).Add(time.Duration(record.LeaseDurationSeconds) * time.Second)
 		// Step 3.
 		if holder == "" || !now.Before(expiry) {
 			l, err := c.takeHeld(ctx, parent, lease, record)
+			if err == nil {
+				sinceRelease.acquired()
+			}
 			if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
 				return l, c.wrapWrite(ctx, err, key, holder, start)
 			}
+			sinceRelease.raced()
 			continue // someone else moved first, or the Lease vanished
 		}
 		if !wait {
@@ -317,6 +358,7 @@ func (c *Client) hold(parent context.Context, lease *coordinationv1.Lease, sent 
 	l := &Lock{
 		client: c, key: client.ObjectKeyFromObject(lease), lease: lease,
 		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{}),
+		acquired: time.Now(),
 	}
 	l.token.Store(transitions(lease))
 	go l.renew(parent, sent)

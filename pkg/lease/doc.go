@@ -26,6 +26,10 @@ limitations under the License.
 // the retries. Acquiring does not: its conflicts are lost races that send
 // the waiter back to reading and watching, not writes to repeat.
 //
+// Acquisitions (wait and handoff times), holds and losses are counted in
+// the jobstate_lock_* metrics on controller-runtime's metrics registry
+// (internal/metrics).
+//
 // What it guarantees:
 //   - Mutual exclusion among live holders: acquiring is a write with the
 //     Lease's resourceVersion as precondition, so of two waiters racing for

@@ -30,6 +30,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jobstate-dev/jobstate/internal/metrics"
 )
 
 // Lock is a held lock.
@@ -47,6 +49,12 @@ type Lock struct {
 	lease   *coordinationv1.Lease // as last written by us
 	lost    bool
 	once    sync.Once
+
+	// acquired is when the lock was taken (real time, for
+	// jobstate_lock_hold_seconds); ended, guarded by mu, that the hold
+	// ended: released or lost, whichever came first.
+	acquired time.Time
+	ended    bool
 }
 
 // Key names the Lease.
@@ -205,8 +213,23 @@ func (l *Lock) setLease(lease *coordinationv1.Lease) {
 func (l *Lock) markLost() {
 	l.mu.Lock()
 	l.lost = true
+	first := l.end()
 	l.mu.Unlock()
+	if first {
+		metrics.LockLosses.Inc()
+	}
 	l.cancel()
+}
+
+// end records, the first time it is called, that the hold ended, and
+// reports whether this was the first time. The caller holds mu.
+func (l *Lock) end() bool {
+	if l.ended {
+		return false
+	}
+	l.ended = true
+	metrics.LockHold.Observe(time.Since(l.acquired).Seconds())
+	return true
 }
 
 // Release gives the lock up: the Lease's holder is cleared (the Lease
@@ -237,6 +260,7 @@ func (l *Lock) release(ctx context.Context) error {
 	defer l.writeMu.Unlock()
 	l.mu.Lock()
 	lost, lease := l.lost, l.lease.DeepCopy()
+	l.end()
 	l.mu.Unlock()
 	if lost {
 		return nil

@@ -113,6 +113,13 @@ limitations under the License.
 // anything. Readers use commits, or the head's resourceVersion for the
 // unstamped events.
 //
+// # Metrics
+//
+// Appends, the events they stored and their version conflicts, seals and
+// the segments created and replaced are counted in the jobstate_stream_*
+// metrics on controller-runtime's metrics registry (internal/metrics); the
+// head writes themselves in jobstate_update_*{resource="eventstreams"}.
+//
 // # What it does not guarantee
 //
 //   - Idempotency by id covers the events still in the head: at least the

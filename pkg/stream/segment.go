@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/metrics"
 )
 
 // LabelStreamUID is set on every EventSegment to the UID of its stream (a
@@ -138,6 +139,7 @@ func (c *Client) putSegment(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		if err != nil {
 			return nil, fmt.Errorf("creating segment %s: %w", want.Name, err)
 		}
+		metrics.StreamSegmentsCreated.Inc()
 		return want, nil
 	}
 	existing := &jobstatev1alpha1.EventSegment{}
@@ -155,12 +157,17 @@ func (c *Client) putSegment(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		return nil, err
 	}
 	log.FromContext(ctx).Info("Replacing a segment no seal wrote", "segment", existing.Name, "stream", klog.KObj(es), "first", existing.Spec.First, "last", existing.Spec.Last)
-	if err := c.c.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
+	err = c.c.Delete(ctx, existing, client.Preconditions{UID: &existing.UID})
+	if client.IgnoreNotFound(err) != nil {
 		return nil, fmt.Errorf("deleting segment %s that no seal wrote: %w", existing.Name, err)
+	}
+	if err == nil {
+		metrics.SegmentsDeleted(metrics.SegmentReplaced).Inc()
 	}
 	if err := c.c.Create(ctx, want); err != nil {
 		return nil, fmt.Errorf("creating segment %s in place of one no seal wrote: %w", want.Name, err)
 	}
+	metrics.StreamSegmentsCreated.Inc()
 	return want, nil
 }
 

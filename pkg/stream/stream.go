@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/metrics"
 	"github.com/jobstate-dev/jobstate/pkg/update"
 )
 
@@ -254,6 +255,7 @@ func (c *Client) Append(ctx context.Context, key client.ObjectKey, events []Even
 	// 2.
 	op := &appendOp{c: c, key: key, events: encoded, size: size, opts: opts}
 	es, err := c.writeHead(ctx, key, c.carried(key), func(es *jobstatev1alpha1.EventStream) error { return op.apply(ctx, es) })
+	op.observe(err)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -347,11 +349,12 @@ type appendOp struct {
 	size   int
 	opts   AppendOptions
 	res    AppendResult
+	sealed bool // the latest application sealed the head
 }
 
 // apply is step 2 on es, as read (or carried).
 func (a *appendOp) apply(ctx context.Context, es *jobstatev1alpha1.EventStream) error {
-	a.res = AppendResult{}
+	a.res, a.sealed = AppendResult{}, false
 	if es.Head == nil {
 		es.Head = &jobstatev1alpha1.EventStreamHead{Version: NoStream}
 	}
@@ -387,6 +390,25 @@ func (a *appendOp) apply(ctx context.Context, es *jobstatev1alpha1.EventStream) 
 	}
 	a.res.Version = h.Version
 	return nil
+}
+
+// observe counts the Append in the stream metrics, by err, the outcome of
+// its write: the events it stored and the seal it made, or a version
+// conflict.
+func (a *appendOp) observe(err error) {
+	if errors.Is(err, ErrVersionConflict) {
+		metrics.StreamAppendConflicts.Inc()
+	}
+	if err != nil {
+		return
+	}
+	if !a.res.Duplicate {
+		metrics.StreamAppends.Inc()
+		metrics.StreamAppendedEvents.Add(float64(len(a.res.Positions)))
+	}
+	if a.sealed {
+		metrics.StreamSeals.Inc()
+	}
 }
 
 // retried reports whether the append's events are already stored (step
@@ -426,6 +448,7 @@ func (a *appendOp) makeRoom(ctx context.Context, es *jobstatev1alpha1.EventStrea
 		if err := a.c.seal(ctx, es, end); err != nil {
 			return err
 		}
+		a.sealed = true
 	}
 	if len(h.Events.Items)+len(a.events) > maxHeadEvents || eventsBytes(h.Events.Items)+a.size > maxHeadBytes {
 		return ErrHeadFull
@@ -450,8 +473,9 @@ func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alp
 	}
 	es := emptyStream(key)
 	var before string
+	var sealed bool // the latest application sealed the head
 	action := func(es *jobstatev1alpha1.EventStream) error {
-		before = es.ResourceVersion
+		before, sealed = es.ResourceVersion, false
 		h := es.Head
 		if h == nil || h.Version < 0 {
 			return nil
@@ -464,13 +488,18 @@ func (c *Client) Seal(ctx context.Context, key client.ObjectKey) (*jobstatev1alp
 		}
 		stamp(h, es.ResourceVersion)
 		if end := sealPlan(h, 0, 0); end > h.First {
-			return c.seal(ctx, es, end)
+			err := c.seal(ctx, es, end)
+			sealed = err == nil
+			return err
 		}
 		return nil
 	}
 	es, err := c.writeHead(ctx, key, es, action)
 	if err != nil {
 		return nil, false, err
+	}
+	if sealed {
+		metrics.StreamSeals.Inc()
 	}
 	if es.ResourceVersion == "" {
 		return nil, false, &NotFoundError{Namespace: key.Namespace, Stream: key.Name}

@@ -107,6 +107,9 @@ func (u *Updater[T]) commitOnce(ctx context.Context, q *queue[T]) (stored T, err
 		if !q.remaining() {
 			return stored, nil // every caller left
 		}
+		if attempt > 1 {
+			u.metrics.Retries.Inc()
+		}
 		stored, err = u.try(ctx, q)
 		if err == nil || !u.retriable(err) {
 			break
@@ -141,9 +144,7 @@ func (u *Updater[T]) try(ctx context.Context, q *queue[T]) (T, error) {
 		}
 		// Step 4.
 		written, err := u.write(ctx, work, q.exists)
-		if u.opts.OnWrite != nil {
-			u.opts.OnWrite(n, err)
-		}
+		u.observeWrite(n, err)
 		if err != nil {
 			// Step 5: any failed write leaves the object's state unknown.
 			q.known = false
@@ -285,6 +286,20 @@ func (u *Updater[T]) settleEach(q *queue[T], errOf func(*request[T]) error) {
 		if r.state.Load() != finished {
 			r.finish(errOf(r))
 		}
+	}
+}
+
+// observeWrite records a write of n updates and its error: the batch size
+// of a stored write, or a conflict; then calls Options.OnWrite.
+func (u *Updater[T]) observeWrite(n int, err error) {
+	switch {
+	case err == nil:
+		u.metrics.Batch.Observe(float64(n))
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		u.metrics.Conflicts.Inc()
+	}
+	if u.opts.OnWrite != nil {
+		u.opts.OnWrite(n, err)
 	}
 }
 

@@ -48,6 +48,11 @@ limitations under the License.
 //     effects of all actions committed before it; a caller whose action
 //     fails gets its error and its changes are left out of the write.
 //
+// Every Updater counts its writes' conflicts, its retries, each Update's
+// latency by outcome and each stored write's batch size in the
+// jobstate_update_* metrics, labelled with the resource it writes, on
+// controller-runtime's metrics registry (internal/metrics).
+//
 // What it guarantees: an Update that returns nil had its action applied
 // exactly once to the object state it was written over, and that write was
 // accepted by the API server with the resourceVersion precondition. An

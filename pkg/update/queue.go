@@ -23,6 +23,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -57,6 +58,7 @@ func (u *Updater[T]) Update(ctx context.Context, obj T, action Action[T]) error 
 		ctx, cancel = context.WithTimeout(ctx, u.opts.Timeout)
 		defer cancel()
 	}
+	start := time.Now()
 	req := &request[T]{ctx: ctx, obj: obj, action: action, done: make(chan struct{})}
 	q := u.enqueue(key, req)
 	select {
@@ -64,10 +66,26 @@ func (u *Updater[T]) Update(ctx context.Context, obj T, action Action[T]) error 
 	case <-ctx.Done():
 		u.leave(q, req)
 	}
+	u.observe(start, req.err)
 	if req.panicked != nil {
 		panic(req.panicked)
 	}
 	return req.err
+}
+
+// observe records the duration of an Update that started at start, by its
+// outcome err.
+func (u *Updater[T]) observe(start time.Time, err error) {
+	d := time.Since(start).Seconds()
+	var conflict *ConflictError
+	switch {
+	case err == nil:
+		u.metrics.Success.Observe(d)
+	case errors.As(err, &conflict):
+		u.metrics.Conflict.Observe(d)
+	default:
+		u.metrics.Error.Observe(d)
+	}
 }
 
 // The life of a request. Its state changes under its queue's mu; the

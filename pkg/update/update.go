@@ -25,10 +25,14 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/jobstate-dev/jobstate/internal/metrics"
 )
 
 // Object is a Kubernetes object type whose generated DeepCopyInto copies
@@ -112,7 +116,9 @@ type Options struct {
 	// OnWrite, if set, is called after every write this Updater makes to
 	// the API server, with the number of updates the write carried (group
 	// commit: 1 or more) and its error (nil, a Conflict, ...): what a
-	// metric of batch sizes and conflicts needs. It must not block.
+	// metric of batch sizes and conflicts needs. It must not block. (The
+	// library's own metrics, jobstate_update_*, are kept without it; see
+	// internal/metrics.)
 	OnWrite func(updates int, err error)
 }
 
@@ -128,6 +134,8 @@ type Updater[T Object[T]] struct {
 	// backoff is Options.Backoff with Steps counting the growths between
 	// attempts, as wait.Backoff.DelayFunc counts them, not the attempts.
 	backoff wait.Backoff
+	// metrics are the jobstate_update_* series of T's resource.
+	metrics metrics.Resource
 
 	mu     sync.Mutex
 	queues map[client.ObjectKey]*queue[T]
@@ -155,10 +163,20 @@ func New[T Object[T]](c client.Client, opts Options) (*Updater[T], error) {
 	// The first attempt takes no step: Steps attempts make Steps-1 growths
 	// (Steps 0 means no growth, as it did before).
 	u.backoff.Steps = max(u.backoff.Steps, 1) - 1
-	if gvk, err := apiutil.GVKForObject(u.newObj(), c.Scheme()); err == nil {
-		u.kind = gvk.Kind
+	gvk := schema.GroupVersionKind{Kind: u.kind}
+	if known, err := apiutil.GVKForObject(u.newObj(), c.Scheme()); err == nil {
+		gvk, u.kind = known, known.Kind
 	}
+	u.metrics = metrics.ForResource(resourceOf(gvk))
 	return u, nil
+}
+
+// resourceOf is the resource label of gvk's metrics: its lowercase plural,
+// as the RESTMapper's default guess makes it ("jobstates", "leases") —
+// without a discovery request, and bounded by the types written.
+func resourceOf(gvk schema.GroupVersionKind) string {
+	plural, _ := meta.UnsafeGuessKindToResource(gvk)
+	return plural.Resource
 }
 
 // withDefaults validates opts and fills in the defaults the field comments
