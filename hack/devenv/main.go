@@ -67,6 +67,11 @@ func main() {
 	flag.DurationVar(&o.workerInterval, "worker-interval", time.Second, "Time between the demo worker's heartbeats; a job takes 30 of them (local mode).")
 	flag.Parse()
 
+	// A closed stdout (`make run | head`, or tee ended by the same Ctrl-C)
+	// would otherwise kill make run at its next line, leaving kube-apiserver
+	// and etcd, in process groups of their own, running; ignored, the write
+	// fails and make run stops everything as usual.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 	if o.exitAfter > 0 {
