@@ -78,7 +78,7 @@ lint: fmt vet ## Run gofmt, go vet and staticcheck.
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver, etcd and kubectl from the Go module proxy (skips what exists).
+envtest-assets: ## Build kube-apiserver, etcd and kubectl from the Go module proxy, version-stamped (skips what exists and reports the version).
 	ENVTEST_STORE="$(ENVTEST_STORE)" K8S_VERSION="$(ENVTEST_K8S_VERSION)" hack/envtest-assets.sh >/dev/null
 
 .PHONY: test

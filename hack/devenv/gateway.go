@@ -27,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,81 +39,73 @@ import (
 // tokenNamespace holds the gateway's namespace tokens, as in config/default.
 const tokenNamespace = "jobstate-system"
 
-// runGateway starts the gateway on addr (none if addr is "") in wg, and
-// returns what make run prints about it.
-func runGateway(ctx context.Context, wg *sync.WaitGroup, env *testenv.Env, root, addr, namespace string) (string, error) {
-	if addr == "" {
-		return "", nil
-	}
-	gw, err := startGateway(ctx, env, root, addr, namespace)
-	if err != nil {
-		return "", err
-	}
-	wg.Go(func() {
-		if err := gw.wait(); err != nil && ctx.Err() == nil {
-			fmt.Fprintln(os.Stderr, "gateway:", err)
-		}
-	})
-	return gw.note(), nil
-}
-
 // gatewayProcess is cmd/gateway running as its own process.
 type gatewayProcess struct {
-	cmd        *exec.Cmd
 	url, token string
 	namespace  string
+	// exited receives what cmd.Wait returned, once.
+	exited chan error
 }
 
-// startGateway builds and starts cmd/gateway on addr, waits for it to
-// answer, and makes a namespace token for namespace with the admin token
-// (a file in bin/), so the seed's curl commands run as written.
-func startGateway(ctx context.Context, env *testenv.Env, root, addr, namespace string) (*gatewayProcess, error) {
-	bin := filepath.Join(root, "bin", "gateway")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gateway")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("building cmd/gateway: %w", err)
+// startGateway starts the gateway (none if --gateway-address is empty) in
+// s, waits for it to answer, and makes a namespace token for the namespace
+// with the admin token, so the seed's curl commands run as written.
+func startGateway(s *session, env *testenv.Env, bin string, o options, log *os.File) (*gatewayProcess, error) {
+	if o.gatewayAddr == "" {
+		return nil, nil
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tokenNamespace}}
-	if err := env.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating namespace %s: %w", tokenNamespace, err)
-	}
-	secret := make([]byte, 24)
-	_, _ = rand.Read(secret)
-	admin := hex.EncodeToString(secret)
-	adminFile := filepath.Join(root, "bin", "gateway-admin.token")
-	if err := os.WriteFile(adminFile, []byte(admin+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(root, "bin", "gateway.log")
-	logFile, err := os.Create(logPath)
+	admin, adminFile, kubeconfig, err := gatewayCredentials(s.ctx, env, o.dir)
 	if err != nil {
 		return nil, err
 	}
-	// As its own ServiceAccount: config/admission lets it seal.
-	kubeconfig := filepath.Join(root, "bin", "gateway.kubeconfig")
-	if err := writeKubeConfig(env, kubeconfig, testenv.GatewayUser); err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, bin, "--kubeconfig", kubeconfig, "--bind-address", addr,
+	cmd := exec.CommandContext(s.ctx, bin, "--kubeconfig", kubeconfig, "--bind-address", o.gatewayAddr,
 		"--admin-token-file", adminFile, "--token-namespace", tokenNamespace)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the gateway: %w", err)
 	}
-	g := &gatewayProcess{cmd: cmd, url: "http://" + addr, namespace: namespace}
-	if g.token, err = g.createToken(ctx, admin); err != nil {
+	g := &gatewayProcess{url: "http://" + o.gatewayAddr, namespace: o.namespace, exited: make(chan error, 1)}
+	go func() { g.exited <- cmd.Wait() }()
+	if g.token, err = g.createToken(s.ctx, admin); err != nil {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("%w (its log: %s)", err, logPath)
+		return nil, &failure{what: "gateway", log: log.Name(), err: err}
 	}
+	s.goRun("gateway", log, func(context.Context) error { return <-g.exited })
+	s.scr.item("Gateway", "EventoDB on %s, namespace %s (log: %s)", g.url, o.namespace, filepath.Base(log.Name()))
 	return g, nil
 }
 
+// gatewayCredentials makes the namespace of the gateway's tokens, an admin
+// token in a file in dir and a kubeconfig for the gateway's ServiceAccount
+// (config/admission lets it seal), and returns the token and the two paths.
+func gatewayCredentials(ctx context.Context, env *testenv.Env, dir string) (admin, adminFile, kubeconfig string, err error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tokenNamespace}}
+	if err := env.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", "", "", fmt.Errorf("creating namespace %s: %w", tokenNamespace, err)
+	}
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	admin = hex.EncodeToString(secret)
+	adminFile = filepath.Join(dir, "gateway-admin.token")
+	if err := os.WriteFile(adminFile, []byte(admin+"\n"), 0o600); err != nil {
+		return "", "", "", err
+	}
+	kubeconfig = filepath.Join(dir, "gateway.kubeconfig")
+	if err := writeKubeConfig(env, kubeconfig, testenv.GatewayUser); err != nil {
+		return "", "", "", err
+	}
+	return admin, adminFile, kubeconfig, nil
+}
+
+// probeClient asks the gateway for a token; a request that hangs (another
+// program on the address) is retried like one refused.
+var probeClient = &http.Client{Timeout: 2 * time.Second}
+
 // createToken waits up to 30s for the gateway to serve, then calls
-// ns.create for the namespace.
+// ns.create for the namespace. A gateway that exits meanwhile (its address
+// taken, say) is an error at once.
 func (g *gatewayProcess) createToken(ctx context.Context, admin string) (string, error) {
 	body, _ := json.Marshal([]any{"ns.create", g.namespace, map[string]any{"description": "make run"}})
 	deadline := time.Now().Add(30 * time.Second)
@@ -124,7 +115,7 @@ func (g *gatewayProcess) createToken(ctx context.Context, admin string) (string,
 			return "", err
 		}
 		req.Header.Set("Authorization", "Bearer "+admin)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := probeClient.Do(req)
 		if err == nil {
 			var out struct {
 				Token string
@@ -145,22 +136,9 @@ func (g *gatewayProcess) createToken(ctx context.Context, admin string) (string,
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
+		case err := <-g.exited:
+			return "", fmt.Errorf("it exited before serving on %s: %v", g.url, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func (g *gatewayProcess) wait() error { return g.cmd.Wait() }
-
-// note is what make run prints about the gateway.
-func (g *gatewayProcess) note() string {
-	return fmt.Sprintf(`
- The EventoDB gateway serves %s (namespace %s; its log: bin/gateway.log).
- The seed's curl commands run as written in another terminal:
-
-   export TOKEN=%s
-   curl -s -X POST %s/rpc -H "Authorization: Bearer $TOKEN" -d '["stream.version", "account-123"]'
-   URL=%s TOKEN=$TOKEN node examples/eventodb/bank-account.mjs
-
-`, g.url, g.namespace, g.token, g.url, g.url)
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -130,13 +129,7 @@ func runJobsGet(ctx context.Context, o *Options, out *Output, args []string) err
 		}
 		jobs = list.Items
 	}
-	now := time.Now()
-	objs := make([]runtime.Object, len(jobs))
-	rows := make([][]any, len(jobs))
-	for i := range jobs {
-		objs[i] = &jobs[i]
-		rows[i] = jobRow(&jobs[i], now)
-	}
+	objs, rows := jobTable(jobs, time.Now())
 	return out.Print(o, jobColumns, objs, rows)
 }
 

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
+	"github.com/jobstate-dev/jobstate/internal/plugin"
 	"github.com/jobstate-dev/jobstate/pkg/jobstate"
 	"github.com/jobstate-dev/jobstate/pkg/lifecycle"
 )
@@ -433,5 +434,31 @@ func TestJobsLease(t *testing.T) {
 	r := mustRun(t, 0, "jobs", "describe", "-n", ns, "locked")
 	if !strings.Contains(r.stdout, "Lease:       jobstate.locked") || !strings.Contains(r.stdout, "Expired:   released") {
 		t.Errorf("describe does not show the released Lease:\n%s", r.stdout)
+	}
+}
+
+// TestPrintJobsIsJobsGet: PrintJobs (make run's table) prints what `jobs
+// get` prints, -o wide included.
+func TestPrintJobsIsJobsGet(t *testing.T) {
+	t.Parallel()
+	ns := env.Namespace(t)
+	jobsInPhases(t, ns)
+	var list jobstatev1alpha1.JobStateList
+	if err := env.Client.List(t.Context(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, wide := range []bool{false, true} {
+		args := []string{"jobs", "get", "-n", ns}
+		if wide {
+			args = append(args, "-o", "wide")
+		}
+		want := mustRun(t, 0, args...).stdout
+		var got strings.Builder
+		if err := plugin.PrintJobs(&got, list.Items, time.Now(), plugin.TableOptions{Wide: wide}); err != nil {
+			t.Fatal(err)
+		}
+		if normalizeJobs(got.String(), ns) != normalizeJobs(want, ns) {
+			t.Errorf("wide %v: PrintJobs printed\n%s\nkubectl jobstate %s printed\n%s", wide, got.String(), strings.Join(args, " "), want)
+		}
 	}
 }

@@ -25,7 +25,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/printers"
 )
 
 // Output is -o: a table (the default; "wide" adds the columns of priority
@@ -71,16 +70,11 @@ func (out *Output) Validate() error {
 // in json and yaml, as kubectl does.
 func (out *Output) Print(o *Options, columns []metav1.TableColumnDefinition, objs []runtime.Object, rows [][]any) error {
 	if table, wide := out.table(); table {
-		t := &metav1.Table{ColumnDefinitions: columns}
-		for i, obj := range objs {
-			t.Rows = append(t.Rows, metav1.TableRow{Cells: rows[i], Object: runtime.RawExtension{Object: obj}})
-		}
-		p := printers.NewTablePrinter(printers.PrintOptions{Wide: wide, WithNamespace: o.AllNamespaces})
-		if len(t.Rows) == 0 {
+		if len(objs) == 0 {
 			_, err := fmt.Fprintln(o.ErrOut, "No resources found.")
 			return err
 		}
-		return p.PrintObj(t, o.Out)
+		return printTable(o.Out, columns, objs, rows, TableOptions{Wide: wide, WithNamespace: o.AllNamespaces})
 	}
 	p, err := out.print.ToPrinter()
 	if err != nil {

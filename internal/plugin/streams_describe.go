@@ -26,7 +26,6 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -224,12 +223,7 @@ counts them itself.`,
 				}
 				items = list.Items
 			}
-			objs := make([]runtime.Object, len(items))
-			rows := make([][]any, len(items))
-			for i := range items {
-				objs[i] = &items[i]
-				rows[i] = streamRow(&items[i])
-			}
+			objs, rows := streamTable(items, time.Now())
 			return out.Print(o, streamColumns, objs, rows)
 		},
 	}
@@ -268,7 +262,7 @@ var streamColumns = []metav1.TableColumnDefinition{
 	{Name: "Age", Type: "string"},
 }
 
-func streamRow(es *jobstatev1alpha1.EventStream) []any {
+func streamRow(es *jobstatev1alpha1.EventStream, now time.Time) []any {
 	version := "<none>"
 	if hasEvents(es) {
 		version = fmt.Sprint(es.Head.Version)
@@ -281,5 +275,5 @@ func streamRow(es *jobstatev1alpha1.EventStream) []any {
 	if stream == "" {
 		stream = "<none>"
 	}
-	return []any{es.Name, stream, version, events, segments, duration.HumanDuration(time.Since(es.CreationTimestamp.Time))}
+	return []any{es.Name, stream, version, events, segments, duration.HumanDuration(now.Sub(es.CreationTimestamp.Time))}
 }

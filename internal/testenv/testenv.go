@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -115,6 +116,44 @@ func AssetsDir() string {
 // Start starts kube-apiserver and etcd and installs the CRDs and the
 // admission policies. It fails with a hint when the binaries are missing.
 func Start() (*Env, error) { return startEnvironment(newEnvironment()) }
+
+// StartLogged is Start for a person to use (make run): kube-apiserver's
+// output is written to apiserver and etcd's to etcd (envtest discards both
+// otherwise), and the objects that probed the admission policies are
+// deleted, so that the cluster holds only what the person makes.
+func StartLogged(apiserver, etcd io.Writer) (*Env, error) {
+	env := newEnvironment()
+	env.ControlPlane.APIServer = &envtest.APIServer{Out: apiserver, Err: apiserver}
+	// As in StartRestartable: without a grace period, the watches still
+	// open when it stops hold kube-apiserver past envtest's stop timeout.
+	env.ControlPlane.APIServer.Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	env.ControlPlane.Etcd = &envtest.Etcd{Out: etcd, Err: etcd}
+	e, err := startEnvironment(env)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.deleteProbes(); err != nil {
+		_ = e.Stop()
+		return nil, fmt.Errorf("deleting the admission probes: %w", err)
+	}
+	return e, nil
+}
+
+// deleteProbes deletes what installAdmission made to probe the policies.
+func (e *Env) deleteProbes() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, obj := range []client.Object{
+		&jobstatev1alpha1.EventStream{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "admission-probe"}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "admission-probe"}},
+	} {
+		if err := e.Client.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
 
 // newEnvironment is the envtest environment of jobstate's tests: its CRDs,
 // the binaries of AssetsDir.
