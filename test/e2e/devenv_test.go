@@ -156,7 +156,7 @@ func checkTransitions(t *testing.T, out string) {
 	}
 	once := []string{"Pending 0", "Running 1", "Succeeded 1"}
 	want := map[string][]string{
-		"nightly-import": once, "reindex-search": once, "ledger-rebuild": once,
+		"nightly-import": once, "reindex-search": once, "ledger-rebuild": once, "migrate-schema": once,
 		// Fails its first attempt on purpose, then is retried.
 		"flaky-export": {"Pending 0", "Running 1", "Pending 1", "Running 2", "Succeeded 2"},
 	}
@@ -183,7 +183,7 @@ func checkFinalTable(t *testing.T, out string) {
 	if header := strings.Fields(rows[0]); !slices.Equal(header[:6], []string{"NAMESPACE", "NAME", "PHASE", "ATTEMPT", "HOLDER", "PROGRESS"}) {
 		t.Errorf("final table header %q", rows[0])
 	}
-	want := map[string]string{"flaky-export": "2", "ledger-rebuild": "1", "nightly-import": "1", "reindex-search": "1"}
+	want := map[string]string{"flaky-export": "2", "ledger-rebuild": "1", "migrate-schema": "1", "nightly-import": "1", "reindex-search": "1"}
 	for _, row := range rows[1:] {
 		f := strings.Fields(row)
 		if len(f) < 6 || want[f[1]] == "" || f[0] != "default" || f[2] != "Succeeded" || f[3] != want[f[1]] || f[5] != "100%" {
