@@ -96,8 +96,8 @@ func kubectlAdmin(ctx context.Context, t *testing.T, args ...string) (string, er
 // needs to run jobstate (namespace, CRDs, least-privilege RBAC, the
 // manager's ServiceAccount and two-replica leader-elected Deployment, the
 // metrics Service, the admission policies, the gateway), and
-// `make build-installer` writes the same objects, with the image IMG, into
-// one install.yaml that applies cleanly over it.
+// `make deploy` (through `make build-installer`'s install.yaml, with the
+// image IMG) applies the same objects over it.
 func TestInstall(t *testing.T) {
 	ctx := t.Context()
 	out := installDefault(t)
@@ -199,37 +199,50 @@ func checkManagerBindings(ctx context.Context, t *testing.T) {
 	}
 }
 
-// checkInstaller: `make build-installer` renders config/default with the
-// image IMG into one file; applying it over the installed objects changes
-// no object but the Deployments' image.
+// checkInstaller: `make deploy` (`make build-installer`, which renders
+// config/default with the image IMG into one install.yaml, and kubectl
+// apply of it) over the installed objects applies every object again and
+// changes the Deployments' image; `make install` applies the CRDs.
 func checkInstaller(ctx context.Context, t *testing.T) {
 	t.Helper()
-	dist := t.TempDir()
 	const img = "registry.example:5000/jobstate/controller:v9.9.9"
-	cmd := exec.CommandContext(ctx, "make", "-s", "build-installer", "DIST="+dist, "IMG="+img)
-	cmd.Dir = testenv.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make build-installer: %v\n%s", err, out)
-	}
-	manifest := filepath.Join(dist, "install.yaml")
-	out, err := kubectlAdmin(ctx, t, "apply", "--server-side", "--force-conflicts", "-f", manifest)
-	if err != nil {
-		t.Fatalf("kubectl apply -f install.yaml: %v\n%s", err, out)
-	}
+	dist := t.TempDir()
+	out := runMake(ctx, t, "deploy", "DIST="+dist, "IMG="+img)
 	rendered, err := kubectlAdmin(ctx, t, "kustomize", filepath.Join(testenv.RepoRoot(), "config", "default"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := strings.Count(out, " serverside-applied"), strings.Count(rendered, "\nkind: "); got != want {
-		t.Errorf("install.yaml applied %d objects, config/default renders %d:\n%s", got, want, out)
+		t.Errorf("make deploy applied %d objects, config/default renders %d:\n%s", got, want, out)
+	}
+	if _, err := os.Stat(filepath.Join(dist, "install.yaml")); err != nil {
+		t.Errorf("make deploy left no install.yaml: %v", err)
 	}
 	for _, name := range []string{"jobstate-controller-manager", "jobstate-gateway"} {
 		d := &appsv1.Deployment{}
 		get(ctx, t, client.ObjectKey{Namespace: systemNamespace, Name: name}, d)
 		if got := d.Spec.Template.Spec.Containers[0].Image; got != img {
-			t.Errorf("%s image %q after applying install.yaml, want %q", name, got, img)
+			t.Errorf("%s image %q after make deploy IMG=%s", name, got, img)
 		}
 	}
+	if out := runMake(ctx, t, "install"); strings.Count(out, "customresourcedefinition.apiextensions.k8s.io/") != 3 {
+		t.Errorf("make install:\n%s", out)
+	}
+}
+
+// runMake runs make target in the repository with the admin's kubeconfig,
+// and returns its output.
+func runMake(ctx context.Context, t *testing.T, target string, vars ...string) string {
+	t.Helper()
+	kubectlAdmin(ctx, t, "version") // writes the admin kubeconfig
+	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", target}, vars...)...)
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+adminKubeConfig.path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make %s: %v\n%s", target, err, out)
+	}
+	return string(out)
 }
 
 // get reads key into obj with the admin client, failing the test if it
