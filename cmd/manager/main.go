@@ -45,49 +45,10 @@ func init() {
 }
 
 func main() {
-	var metricsAddr, probeAddr, leaderElectionNamespace string
-	var leaderElect, secureMetrics bool
-	var leaseDuration, renewDeadline, retryPeriod time.Duration
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
-		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election for controller manager. "+
-		"Enabling this will ensure there is only one active controller manager.")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease. "+
-		"Default: the namespace the manager's pod runs in; required outside a cluster.")
-	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a standby waits after the "+
-		"leader's last renewal before it takes the lease: the longest failover after a leader dies.")
-	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying "+
-		"to renew before it gives up leadership and exits; less than --leader-election-lease-duration.")
-	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often the leader renews and a "+
-		"standby tries to acquire.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true, "If set, the metrics endpoint is served securely via HTTPS "+
-		"with authentication and authorization. Use --metrics-secure=false to use HTTP instead.")
-	opts := zap.Options{Development: true}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	mgrOpts, logOpts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(logOpts)))
 	log := ctrl.Log.WithName("setup")
-
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics}
-	if secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
-	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsOpts,
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
-		LeaderElectionID:        "jobstate-manager.state.jobstate.dev",
-		LeaderElectionNamespace: leaderElectionNamespace,
-		LeaseDuration:           &leaseDuration,
-		RenewDeadline:           &renewDeadline,
-		RetryPeriod:             &retryPeriod,
-		// The manager exits right after Start returns: a replica shut down
-		// on purpose (a rollout, a drain) hands the lease over at once
-		// instead of making the other wait out the lease duration.
-		LeaderElectionReleaseOnCancel: true,
-	})
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), mgrOpts)
 	if err != nil {
 		log.Error(err, "Unable to create manager")
 		os.Exit(1)
@@ -115,4 +76,50 @@ func main() {
 		log.Error(err, "Problem running manager")
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses the command line into the manager's options and the
+// logger's.
+func parseFlags() (ctrl.Options, *zap.Options) {
+	var metricsAddr, probeAddr, leaderElectionNamespace string
+	var leaderElect, secureMetrics bool
+	var leaseDuration, renewDeadline, retryPeriod time.Duration
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
+		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election for controller manager. "+
+		"Enabling this will ensure there is only one active controller manager.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease. "+
+		"Default: the namespace the manager's pod runs in; required outside a cluster.")
+	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a standby waits after the "+
+		"leader's last renewal before it takes the lease: the longest failover after a leader dies.")
+	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying "+
+		"to renew before it gives up leadership and exits; less than --leader-election-lease-duration.")
+	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often the leader renews and a "+
+		"standby tries to acquire.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "If set, the metrics endpoint is served securely via HTTPS "+
+		"with authentication and authorization. Use --metrics-secure=false to use HTTP instead.")
+	logOpts := &zap.Options{Development: true}
+	logOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "jobstate-manager.state.jobstate.dev",
+		LeaderElectionNamespace: leaderElectionNamespace,
+		LeaseDuration:           &leaseDuration,
+		RenewDeadline:           &renewDeadline,
+		RetryPeriod:             &retryPeriod,
+		// The manager exits right after Start returns: a replica shut down
+		// on purpose (a rollout, a drain) hands the lease over at once
+		// instead of making the other wait out the lease duration.
+		LeaderElectionReleaseOnCancel: true,
+	}, logOpts
 }
