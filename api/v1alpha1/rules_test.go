@@ -30,6 +30,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,6 +51,11 @@ const (
 	asWorker = "worker" // config/rbac/worker_role.yaml in the test's namespace
 	// asGateway is the EventoDB gateway's ServiceAccount, in system:masters.
 	asGateway = "gateway"
+	// asDeleter is a worker that may also delete EventStreams: on a
+	// cluster enforcing OwnerReferencesPermissionEnforcement (the test
+	// control plane does) only such a client gets past it to set an
+	// ownerReference, and so to the policy's own refusal.
+	asDeleter = "deleter"
 )
 
 // ruleCase is one illegal write of any resource.
@@ -540,7 +546,7 @@ func ruleCases() []ruleCase {
 				es.Spec.Retention = &jobstatev1alpha1.RetentionPolicy{MaxAge: &metav1.Duration{Duration: time.Hour}}
 			}), forbidden: true,
 			want: []string{"spec.retention, metadata.ownerReferences", "eventstreams/lifetime"}},
-		{rule: policyKey("eventstream-lifetime", 0), name: "a worker adds an owner", as: asWorker, stored: streamAt(0, 3),
+		{rule: policyKey("eventstream-lifetime", 0), name: "a worker that may delete streams adds an owner", as: asDeleter, stored: streamAt(0, 3),
 			write: updateAs(func(es *jobstatev1alpha1.EventStream) {
 				es.OwnerReferences = append(es.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "gone", UID: "0"})
 			}), forbidden: true,
@@ -595,6 +601,28 @@ func oversizedCommits() string {
 	return `{"from":0,"revision":"` + strings.Repeat("1", 262144+1-frame) + `"}` + "\n"
 }
 
+// deleter returns a client with config/rbac/worker_role.yaml and delete on
+// EventStreams in ns.
+func deleter(t *testing.T, ns string) client.Client {
+	t.Helper()
+	c := env.ClientAs(t, ns, asDeleter, "worker_role.yaml")
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "delete-streams"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{jobstatev1alpha1.GroupVersion.Group}, Resources: []string{"eventstreams"}, Verbs: []string{"delete"}}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "delete-streams"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: asDeleter}},
+	}
+	for _, obj := range []client.Object{role, binding} {
+		if err := env.Client.Create(t.Context(), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
 // TestRulesRefuseIllegalWrites: each illegal write is refused by the API
 // server — Invalid naming the field for a schema or CEL rule, Forbidden
 // naming the fields for an admission policy — and the stored object is
@@ -607,6 +635,7 @@ func TestRulesRefuseIllegalWrites(t *testing.T) {
 		asAdmin:   env.AdminAs(t, "cluster-admin"),
 		asWorker:  env.ClientAs(t, ns, "worker", "worker_role.yaml"),
 		asGateway: env.AdminAs(t, testenv.GatewayUser),
+		asDeleter: deleter(t, ns),
 	}
 	for i, tc := range ruleCases() {
 		t.Run(tc.rule+"/"+tc.name, func(t *testing.T) {
