@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"slices"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
@@ -45,7 +46,9 @@ func readStored(ctx context.Context, key client.ObjectKey) (stored, error) {
 	var s stored
 	var err error
 	for range 10 {
-		if s, err = readStoredOnce(ctx, key); err != nil {
+		if s, err = readStoredOnce(ctx, key); apierrors.IsNotFound(err) {
+			continue // retention deleted a segment listed a moment before
+		} else if err != nil {
 			return s, err
 		}
 		after, err := stream.ListSegments(ctx, env.Client, s.es)
@@ -62,7 +65,7 @@ func readStored(ctx context.Context, key client.ObjectKey) (stored, error) {
 			return s, nil
 		}
 	}
-	return s, fmt.Errorf("stream %s: its segments kept changing while it was read", key)
+	return s, fmt.Errorf("stream %s: its segments kept changing while it was read (last: %v)", key, err)
 }
 
 // readStoredOnce lists the segments, then reads the head and every event.
