@@ -55,7 +55,8 @@ limitations under the License.
 // [-gateway-streams S] [-gateway-updates G] [-gateway-clients C]
 // [-gateway-hot-calls H] [-gateway-pokes P]`;
 // -sections picks the sections to run (updates, handoff, lock-policy,
-// stream, gateway).
+// stream, gateway; and scale, only when named, see scale.go: [-scale-jobs N]
+// [-scale-manager BIN] [-scale-manager-args ARGS]).
 // Targets are reported, not asserted: the exit status is non-zero only when
 // the control plane cannot be set up (or the run is interrupted).
 package main
@@ -93,7 +94,7 @@ import (
 )
 
 func main() {
-	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run, of: "+strings.Join(allSections, ", "))
+	sections := flag.String("sections", strings.Join(defaultSections, ","), "comma-separated sections to run, of: "+strings.Join(allSections, ", ")+" (scale only when named: it takes minutes)")
 	updates := flag.Int("updates", 1000, "updates per variant (split evenly among the writers), and calls per row of the gateway's one-stream table")
 	writers := flag.Int("writers", 8, "concurrent writers in the contended variants, in the stream throughput rows and in the gateway's many-streams rows")
 	rounds := flag.Int("rounds", 10, "rounds in which the two serial variants alternate (and the stream throughput rows)")
@@ -110,10 +111,13 @@ func main() {
 	gatewayClients := flag.Int("gateway-clients", 64, "concurrent HTTP clients writing to the gateway's one stream")
 	gatewayHot := flag.Int("gateway-hot-calls", 4000, "stream.write calls to the gateway's one stream, and raw serial updates (enough for group commit to reach its steady state)")
 	gatewayPokes := flag.Int("gateway-pokes", 200, "serial stream.write calls to a subscribed stream, for the poke latency")
+	scaleJobs := flag.Int("scale-jobs", 8000, "JobStates the scale section creates for the manager, and raw status updates of distinct JobStates in its baseline")
+	scaleManager := flag.String("scale-manager", "", "manager binary the scale section runs (default: built from ./cmd/manager)")
+	scaleArgs := flag.String("scale-manager-args", "", "space-separated extra flags for the scale section's manager")
 	flag.Parse()
 	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 || *handoffs < 1 || *slowHandoffs < 1 || *leaseUpdates < 1 ||
-		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 || *gatewayUpdates < 1 || *gatewayClients < 1 || *gatewayHot < 1 || *gatewayPokes < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates, -stream-page, -gateway-updates, -gateway-clients, -gateway-hot-calls and -gateway-pokes must be at least 1, -warmup at least 0")
+		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 || *gatewayUpdates < 1 || *gatewayClients < 1 || *gatewayHot < 1 || *gatewayPokes < 1 || *scaleJobs < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates, -stream-page, -gateway-updates, -gateway-clients, -gateway-hot-calls, -gateway-pokes and -scale-jobs must be at least 1, -warmup at least 0")
 		os.Exit(2)
 	}
 	if *gatewayStreams < *writers {
@@ -144,6 +148,7 @@ func main() {
 			writers: *writers, streams: *gatewayStreams, perWriter: *gatewayUpdates, rounds: *rounds,
 			clients: *gatewayClients, updates: *gatewayHot, pokes: *gatewayPokes,
 		},
+		scale: scaleOptions{jobs: *scaleJobs, writers: *writers, manager: *scaleManager, managerArgs: strings.Fields(*scaleArgs)},
 	})
 	stop()
 	if err != nil {
@@ -153,7 +158,11 @@ func main() {
 }
 
 // allSections are the sections of the bench, in the order they run.
-var allSections = []string{"updates", "handoff", "lock-policy", "stream", "gateway"}
+var allSections = []string{"updates", "handoff", "lock-policy", "stream", "gateway", "scale"}
+
+// defaultSections run without -sections: all but scale, which takes over
+// three minutes at its default size on 2 cores (see scale.go).
+var defaultSections = allSections[:len(allSections)-1]
 
 // parseSections parses -sections into the set of sections to run.
 func parseSections(list string) (map[string]bool, error) {
@@ -199,6 +208,8 @@ type options struct {
 	stream streamOptions
 	// gateway sizes the gateway section (see gateway.go).
 	gateway gatewayOptions
+	// scale sizes the scale section (see scale.go).
+	scale scaleOptions
 }
 
 // variant is one way of incrementing the counter; it becomes one row.
@@ -293,6 +304,7 @@ func run(ctx context.Context, o options) error {
 		{"lock-policy", func() error { return b.lockPolicySection(ctx, o.leaseUpdates, o.writers) }},
 		{"stream", func() error { return b.streamSection(ctx, o.stream) }},
 		{"gateway", func() error { return b.gatewaySection(ctx, o.gateway) }},
+		{"scale", func() error { return b.scaleSection(ctx, o.scale) }},
 	}
 	first := true
 	for _, s := range sections {
