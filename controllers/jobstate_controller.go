@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -65,6 +66,11 @@ type JobStateReconciler struct {
 	// ProjectionBatch is how many stream events one status write of an
 	// event-sourced JobState applies at most. Default DefaultProjectionBatch.
 	ProjectionBatch int
+	// MaxConcurrentReconciles is how many JobStates are reconciled at
+	// once (never one JobState twice at once). Zero: the manager's default
+	// (one). The reconciler holds no state of its own after SetupWithManager
+	// but clients that are safe for concurrent use.
+	MaxConcurrentReconciles int
 
 	// streams reads and appends to the EventStreams of event-sourced
 	// JobStates, in every namespace (not as the sealer).
@@ -308,6 +314,7 @@ func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&jobstatev1alpha1.JobState{}).
 		Watches(&jobstatev1alpha1.EventStream{}, handler.EnqueueRequestsFromMapFunc(r.jobsForStream)).
 		Named("jobstate").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
 
