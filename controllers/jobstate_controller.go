@@ -145,7 +145,8 @@ func (r *JobStateReconciler) reconcile(ctx context.Context, req ctrl.Request) (c
 
 // reconcileStatus writes the transitions due now (applyDueTransitions)
 // through the update library, so a worker's concurrent write is re-read and
-// kept, never overwritten; then records an Event per transition.
+// kept, never overwritten; then records an Event per transition (the
+// recorder sends it in the background).
 func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1alpha1.JobState) error {
 	// Decide on the cached copy first: when nothing is due there is nothing
 	// to write and no need for a live read.
@@ -154,8 +155,12 @@ func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1
 	if equality.Semantic.DeepEqual(preview.Status, js.Status) {
 		return nil
 	}
+	// Write from the cached copy, with its resourceVersion as the
+	// precondition: a new JobState costs one write, not a live read and a
+	// write. A stale cache costs a conflict, then the transitions are
+	// decided again on the live object.
 	var done []transition
-	written, err := r.jobs.Update(ctx, client.ObjectKeyFromObject(js), func(js *jobstatev1alpha1.JobState) error {
+	written, err := r.jobs.UpdateFrom(ctx, js, func(js *jobstatev1alpha1.JobState) error {
 		done = applyDueTransitions(js, r.Clock.Now())
 		return nil
 	})
