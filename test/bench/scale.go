@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -62,8 +63,17 @@ type scaleOptions struct {
 	jobs, writers int
 	// manager is the manager binary to run; empty: built from ./cmd/manager.
 	manager string
-	// managerArgs are extra flags passed to the manager.
-	managerArgs []string
+	// managerArgs are extra flags passed to the manager, space-separated.
+	managerArgs string
+}
+
+// bindScaleFlags defines the scale section's flags (-writers is shared).
+func bindScaleFlags() *scaleOptions {
+	o := &scaleOptions{}
+	flag.IntVar(&o.jobs, "scale-jobs", 8000, "JobStates the scale section creates for the manager, and raw status updates of distinct JobStates in its baseline")
+	flag.StringVar(&o.manager, "scale-manager", "", "manager binary the scale section runs (default: built from ./cmd/manager)")
+	flag.StringVar(&o.managerArgs, "scale-manager-args", "", "space-separated extra flags for the scale section's manager")
+	return o
 }
 
 // Targets of the scale section (issue #11).
@@ -73,8 +83,10 @@ const (
 )
 
 // scaleSection runs the scale rows and prints their table.
-func (b *bench) scaleSection(ctx context.Context, o scaleOptions) error {
-	fmt.Printf("scale: %d JobStates; %d writers; manager flags %q\n\n", o.jobs, o.writers, o.managerArgs)
+func (b *bench) scaleSection(ctx context.Context, o scaleOptions, writers int) error {
+	o.writers = writers
+	args := strings.Fields(o.managerArgs)
+	fmt.Printf("scale: %d JobStates; %d writers; manager flags %q\n\n", o.jobs, o.writers, args)
 	dir, err := os.MkdirTemp("", "jobstate-bench-scale-")
 	if err != nil {
 		return err
@@ -90,7 +102,7 @@ func (b *bench) scaleSection(ctx context.Context, o scaleOptions) error {
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
-	m, err := b.startManager(ctx, dir, bin, o.managerArgs)
+	m, err := b.startManager(ctx, dir, bin, args)
 	if err != nil {
 		return err
 	}
