@@ -84,8 +84,9 @@ func main() {
 // reconcile spends its time waiting on API round trips, not on the CPU, so
 // the number is not tied to GOMAXPROCS: 8 concurrent writers on distinct
 // objects is what one API server on 2 cores serves at its best (about
-// 1000 writes/s), and test/bench's scale section measured 8000 new
-// JobStates going Pending at about 4 times the rate of one worker.
+// 1000 writes/s). test/bench's scale section: 8000 new JobStates were all
+// Pending 65 s after the first create with 8 workers, 101 s with one
+// (different runs on a loaded machine; see README, At scale).
 const defaultConcurrentReconciles = 8
 
 // parseFlags parses the command line into the manager's options, the
