@@ -34,6 +34,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
@@ -62,6 +63,11 @@ type EventStreamReconciler struct {
 	StatusInterval time.Duration
 	// Recorder records Events on streams. Default: the manager's.
 	Recorder events.EventRecorder
+	// MaxConcurrentReconciles is how many streams are reconciled at once
+	// (never one stream twice at once). Zero: the manager's default (one).
+	// What the reconciler shares between streams is safe for concurrent
+	// use: the clients, and attempts under mu.
+	MaxConcurrentReconciles int
 
 	// streams seals the streams of every namespace, as the sealer.
 	streams *stream.Client
@@ -404,6 +410,7 @@ func (r *EventStreamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&jobstatev1alpha1.EventStream{}).
 		Named("eventstream").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
 

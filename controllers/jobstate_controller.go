@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -65,6 +66,11 @@ type JobStateReconciler struct {
 	// ProjectionBatch is how many stream events one status write of an
 	// event-sourced JobState applies at most. Default DefaultProjectionBatch.
 	ProjectionBatch int
+	// MaxConcurrentReconciles is how many JobStates are reconciled at
+	// once (never one JobState twice at once). Zero: the manager's default
+	// (one). The reconciler holds no state of its own after SetupWithManager
+	// but clients that are safe for concurrent use.
+	MaxConcurrentReconciles int
 
 	// streams reads and appends to the EventStreams of event-sourced
 	// JobStates, in every namespace (not as the sealer).
@@ -139,7 +145,8 @@ func (r *JobStateReconciler) reconcile(ctx context.Context, req ctrl.Request) (c
 
 // reconcileStatus writes the transitions due now (applyDueTransitions)
 // through the update library, so a worker's concurrent write is re-read and
-// kept, never overwritten; then records an Event per transition.
+// kept, never overwritten; then records an Event per transition (the
+// recorder sends it in the background).
 func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1alpha1.JobState) error {
 	// Decide on the cached copy first: when nothing is due there is nothing
 	// to write and no need for a live read.
@@ -148,8 +155,12 @@ func (r *JobStateReconciler) reconcileStatus(ctx context.Context, js *jobstatev1
 	if equality.Semantic.DeepEqual(preview.Status, js.Status) {
 		return nil
 	}
+	// Write from the cached copy, with its resourceVersion as the
+	// precondition: a new JobState costs one write, not a live read and a
+	// write. A stale cache costs a conflict, then the transitions are
+	// decided again on the live object.
 	var done []transition
-	written, err := r.jobs.Update(ctx, client.ObjectKeyFromObject(js), func(js *jobstatev1alpha1.JobState) error {
+	written, err := r.jobs.UpdateFrom(ctx, js, func(js *jobstatev1alpha1.JobState) error {
 		done = applyDueTransitions(js, r.Clock.Now())
 		return nil
 	})
@@ -308,6 +319,7 @@ func (r *JobStateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&jobstatev1alpha1.JobState{}).
 		Watches(&jobstatev1alpha1.EventStream{}, handler.EnqueueRequestsFromMapFunc(r.jobsForStream)).
 		Named("jobstate").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
 

@@ -223,7 +223,7 @@ func (c *Client) Fail(ctx context.Context, a Attempt, message string) error {
 // waiting for the controller. It fails with lifecycle.ErrIllegalTransition
 // if the job already finished.
 func (c *Client) Cancel(ctx context.Context, key client.ObjectKey, message string) error {
-	js, err := c.write(ctx, key, c.spec, func(js *jobstatev1alpha1.JobState) error {
+	js, err := c.write(ctx, key, nil, c.spec, func(js *jobstatev1alpha1.JobState) error {
 		if err := lifecycle.Allowed(js.Status.Phase, lifecycle.Cancel); err != nil {
 			return err
 		}
@@ -247,7 +247,18 @@ func (c *Client) Cancel(ctx context.Context, key client.ObjectKey, message strin
 // job's Lease around the update and fences the write with the lock's token
 // (status.lockToken).
 func (c *Client) Update(ctx context.Context, key client.ObjectKey, action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
-	return c.write(ctx, key, c.status, action)
+	return c.write(ctx, key, nil, c.status, action)
+}
+
+// UpdateFrom is Update starting from from, a copy the caller has already
+// read — from an informer cache, say — instead of reading the JobState live
+// first: when from is current, the update costs one write and no read. Its
+// resourceVersion is the first write's precondition, so a stale copy costs
+// one conflict and a live re-read, never a lost write; its lockPolicy
+// (immutable) and UID choose the write path, and are checked again on every
+// copy the action is applied to. from is not modified.
+func (c *Client) UpdateFrom(ctx context.Context, from *jobstatev1alpha1.JobState, action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
+	return c.write(ctx, client.ObjectKeyFromObject(from), from, c.status, action)
 }
 
 // LeaseName is the Lease that guards the JobState name under lockPolicy
@@ -257,13 +268,15 @@ func LeaseName(name string) string { return "jobstate." + name }
 var errPolicyChanged = errors.New("JobState lockPolicy differs from the one the write was prepared for")
 
 // write applies action through u on the path the JobState's lockPolicy
-// asks for: optimistic, or under its Lease.
-func (c *Client) write(ctx context.Context, key client.ObjectKey, u *update.Updater[*jobstatev1alpha1.JobState], action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
+// asks for: optimistic, or under its Lease. from, if not nil, is the copy
+// the first try starts from (see UpdateFrom).
+func (c *Client) write(ctx context.Context, key client.ObjectKey, from *jobstatev1alpha1.JobState, u *update.Updater[*jobstatev1alpha1.JobState], action update.Action[*jobstatev1alpha1.JobState]) (*jobstatev1alpha1.JobState, error) {
 	for range 3 {
-		p, read, err := c.policy(ctx, key)
+		p, read, err := c.policyFrom(ctx, key, from)
 		if err != nil {
 			return nil, err
 		}
+		from = nil // after a changed policy, only a live read decides
 		guarded := func(js *jobstatev1alpha1.JobState) error {
 			// The remembered policy may belong to a deleted namesake.
 			if lockPolicy(js) != p.lockPolicy || js.UID != p.uid {
@@ -352,13 +365,31 @@ func (c *Client) policy(ctx context.Context, key client.ObjectKey) (policy, *job
 		return policy{}, nil, fmt.Errorf("reading JobState %s: %w", key, err)
 	}
 	p = policy{lockPolicy: lockPolicy(js), uid: js.UID}
+	c.remember(key, p)
+	return p, js, nil
+}
+
+// policyFrom is policy, taken from from when it is not nil: from is then
+// also the object the update carries. A policy taken from a stale copy is
+// corrected by the guard in write, which checks it on every copy the
+// action is applied to.
+func (c *Client) policyFrom(ctx context.Context, key client.ObjectKey, from *jobstatev1alpha1.JobState) (policy, *jobstatev1alpha1.JobState, error) {
+	if from == nil || from.ResourceVersion == "" {
+		return c.policy(ctx, key)
+	}
+	p := policy{lockPolicy: lockPolicy(from), uid: from.UID}
+	c.remember(key, p)
+	return p, from.DeepCopy(), nil
+}
+
+// remember records p as key's policy.
+func (c *Client) remember(key client.ObjectKey, p policy) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.policies) >= maxPolicies {
 		clear(c.policies) // re-reading is only slower, never wrong
 	}
 	c.policies[key] = p
-	c.mu.Unlock()
-	return p, js, nil
 }
 
 func (c *Client) forget(key client.ObjectKey) {

@@ -55,7 +55,8 @@ limitations under the License.
 // [-gateway-streams S] [-gateway-updates G] [-gateway-clients C]
 // [-gateway-hot-calls H] [-gateway-pokes P]`;
 // -sections picks the sections to run (updates, handoff, lock-policy,
-// stream, gateway).
+// stream, gateway; and scale, only when named, see scale.go: [-scale-jobs N]
+// [-scale-manager BIN] [-scale-manager-args ARGS]).
 // Targets are reported, not asserted: the exit status is non-zero only when
 // the control plane cannot be set up (or the run is interrupted).
 package main
@@ -81,6 +82,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -93,7 +95,7 @@ import (
 )
 
 func main() {
-	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run, of: "+strings.Join(allSections, ", "))
+	sections := flag.String("sections", strings.Join(defaultSections, ","), "comma-separated sections to run, of: "+strings.Join(allSections, ", ")+" (scale only when named: it takes minutes)")
 	updates := flag.Int("updates", 1000, "updates per variant (split evenly among the writers), and calls per row of the gateway's one-stream table")
 	writers := flag.Int("writers", 8, "concurrent writers in the contended variants, in the stream throughput rows and in the gateway's many-streams rows")
 	rounds := flag.Int("rounds", 10, "rounds in which the two serial variants alternate (and the stream throughput rows)")
@@ -110,10 +112,11 @@ func main() {
 	gatewayClients := flag.Int("gateway-clients", 64, "concurrent HTTP clients writing to the gateway's one stream")
 	gatewayHot := flag.Int("gateway-hot-calls", 4000, "stream.write calls to the gateway's one stream, and raw serial updates (enough for group commit to reach its steady state)")
 	gatewayPokes := flag.Int("gateway-pokes", 200, "serial stream.write calls to a subscribed stream, for the poke latency")
+	scale := bindScaleFlags()
 	flag.Parse()
 	if *updates < 1 || *writers < 1 || *rounds < 1 || *warmup < 0 || *handoffs < 1 || *slowHandoffs < 1 || *leaseUpdates < 1 ||
-		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 || *gatewayUpdates < 1 || *gatewayClients < 1 || *gatewayHot < 1 || *gatewayPokes < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates, -stream-page, -gateway-updates, -gateway-clients, -gateway-hot-calls and -gateway-pokes must be at least 1, -warmup at least 0")
+		*streamAppends < 1 || *streamUpdates < 1 || *streamPage < 1 || *gatewayUpdates < 1 || *gatewayClients < 1 || *gatewayHot < 1 || *gatewayPokes < 1 || scale.jobs < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -updates, -writers, -rounds, -handoffs, -slow-handoffs, -lease-updates, -stream-appends, -stream-updates, -stream-page, -gateway-updates, -gateway-clients, -gateway-hot-calls, -gateway-pokes and -scale-jobs must be at least 1, -warmup at least 0")
 		os.Exit(2)
 	}
 	if *gatewayStreams < *writers {
@@ -121,11 +124,10 @@ func main() {
 		os.Exit(2)
 	}
 	selected, err := parseSections(*sections)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
+	var lengths []int
+	if err == nil {
+		lengths, err = parseLengths(*streamLengths)
 	}
-	lengths, err := parseLengths(*streamLengths)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -144,6 +146,7 @@ func main() {
 			writers: *writers, streams: *gatewayStreams, perWriter: *gatewayUpdates, rounds: *rounds,
 			clients: *gatewayClients, updates: *gatewayHot, pokes: *gatewayPokes,
 		},
+		scale: *scale,
 	})
 	stop()
 	if err != nil {
@@ -153,7 +156,11 @@ func main() {
 }
 
 // allSections are the sections of the bench, in the order they run.
-var allSections = []string{"updates", "handoff", "lock-policy", "stream", "gateway"}
+var allSections = []string{"updates", "handoff", "lock-policy", "stream", "gateway", "scale"}
+
+// defaultSections run without -sections: all but scale, which takes over
+// three minutes at its default size on 2 cores (see scale.go).
+var defaultSections = allSections[:len(allSections)-1]
 
 // parseSections parses -sections into the set of sections to run.
 func parseSections(list string) (map[string]bool, error) {
@@ -199,6 +206,8 @@ type options struct {
 	stream streamOptions
 	// gateway sizes the gateway section (see gateway.go).
 	gateway gatewayOptions
+	// scale sizes the scale section (see scale.go).
+	scale scaleOptions
 }
 
 // variant is one way of incrementing the counter; it becomes one row.
@@ -266,19 +275,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("creating client: %w", err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	apiserver, err := apiServerVersion(env.Config)
 	if err != nil {
-		return fmt.Errorf("creating discovery client: %w", err)
-	}
-	version, err := dc.ServerVersion()
-	if err != nil {
-		return fmt.Errorf("getting the API server version: %w", err)
-	}
-	apiserver := version.GitVersion
-	if strings.HasPrefix(apiserver, "v0.0.0") {
-		// hack/envtest-assets.sh builds kube-apiserver from the module proxy
-		// without version ldflags, so it does not know its own version.
-		apiserver += fmt.Sprintf(" (unstamped build; assets dir %s)", testenv.K8sVersion)
+		return err
 	}
 	fmt.Printf("jobstate bench: %d CPUs, GOMAXPROCS=%d, %s %s/%s; kube-apiserver %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, apiserver)
@@ -293,6 +292,7 @@ func run(ctx context.Context, o options) error {
 		{"lock-policy", func() error { return b.lockPolicySection(ctx, o.leaseUpdates, o.writers) }},
 		{"stream", func() error { return b.streamSection(ctx, o.stream) }},
 		{"gateway", func() error { return b.gatewaySection(ctx, o.gateway) }},
+		{"scale", func() error { return b.scaleSection(ctx, o.scale, o.writers) }},
 	}
 	first := true
 	for _, s := range sections {
@@ -308,6 +308,25 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	return nil
+}
+
+// apiServerVersion describes the version of the API server at cfg.
+func apiServerVersion(cfg *rest.Config) (string, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return "", fmt.Errorf("creating discovery client: %w", err)
+	}
+	version, err := dc.ServerVersion()
+	if err != nil {
+		return "", fmt.Errorf("getting the API server version: %w", err)
+	}
+	apiserver := version.GitVersion
+	if strings.HasPrefix(apiserver, "v0.0.0") {
+		// hack/envtest-assets.sh builds kube-apiserver from the module proxy
+		// without version ldflags, so it does not know its own version.
+		apiserver += fmt.Sprintf(" (unstamped build; assets dir %s)", testenv.K8sVersion)
+	}
+	return apiserver, nil
 }
 
 // updateSection runs the update variants and prints the first table.
@@ -358,21 +377,30 @@ func (b *bench) updateSection(ctx context.Context, o options) error {
 		}
 		results = append(results, res)
 	}
-	// Contended variants: one after the other.
-	for _, v := range contended {
+	more, err := b.runEach(ctx, contended, updates)
+	if err != nil {
+		return err
+	}
+	printTable(os.Stdout, append(results, more...))
+	return nil
+}
+
+// runEach runs the variants one after the other, n calls each.
+func (b *bench) runEach(ctx context.Context, variants []variant, n int) ([]result, error) {
+	var results []result
+	for _, v := range variants {
 		r, err := b.prepare(ctx, v)
 		if err != nil {
-			return fmt.Errorf("%s: %w", v.name, err)
+			return nil, fmt.Errorf("%s: %w", v.name, err)
 		}
-		r.run(ctx, updates)
+		r.run(ctx, n)
 		res, err := b.finish(ctx, r)
 		if err != nil {
-			return fmt.Errorf("%s: %w", v.name, err)
+			return nil, fmt.Errorf("%s: %w", v.name, err)
 		}
 		results = append(results, res)
 	}
-	printTable(os.Stdout, results)
-	return nil
+	return results, nil
 }
 
 // bench holds what every variant shares.

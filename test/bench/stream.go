@@ -509,7 +509,8 @@ func benchKey(ns string, w int) client.ObjectKey {
 func (b *bench) startSealer(ctx context.Context, ns string) error {
 	mgr, err := ctrl.NewManager(b.env.Config, ctrl.Options{
 		Scheme: b.env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		// As cmd/manager: nothing reads managedFields.
+		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}, DefaultTransform: cache.TransformStripManagedFields()},
 		Logger:     logr.Discard(),
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
