@@ -58,7 +58,7 @@ func TestManagerMetrics(t *testing.T) {
 	s := metricsScraper(ctx, t, dir)
 
 	var body string
-	run := runManagerWorkloadThen(ctx, t, manager, kubeconfig, s, func(ctx context.Context, url string) {
+	run := runManagerWorkloadThen(ctx, t, time.Minute, manager, kubeconfig, s, func(ctx context.Context, url string) {
 		var err error
 		if body, err = s.get(ctx, url, s.reader, http.StatusOK); err != nil {
 			t.Errorf("with the metrics-reader role: %v", err)
