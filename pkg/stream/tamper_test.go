@@ -428,7 +428,9 @@ func TestAppendWaitsForTheSealer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	short, cancel := context.WithTimeout(ctx, time.Second)
+	// Long enough for the reads before the wait on a loaded machine (CI
+	// saw 1s end inside one, before the head was seen full).
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, err := worker.Append(short, streamKey(ns, "full"), batch(1), stream.AppendOptions{}); !errors.Is(err, stream.ErrHeadFull) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("append to a full head: %v, want ErrHeadFull after the deadline", err)
