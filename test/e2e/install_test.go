@@ -78,8 +78,9 @@ var adminKubeConfig struct {
 	path string
 }
 
-// kubectlAdmin runs the built kubectl as a cluster admin.
-func kubectlAdmin(ctx context.Context, t *testing.T, args ...string) (string, error) {
+// adminKubeConfigPath returns the path of a kubeconfig for a cluster
+// admin, written once per test binary.
+func adminKubeConfigPath(t *testing.T) string {
 	t.Helper()
 	adminKubeConfig.once.Do(func() {
 		dir, err := os.MkdirTemp("", "e2e-admin-")
@@ -88,7 +89,13 @@ func kubectlAdmin(ctx context.Context, t *testing.T, args ...string) (string, er
 		}
 		adminKubeConfig.path = writeKubeConfig(t, dir, "installer")
 	})
-	out, err := exec.CommandContext(ctx, filepath.Join(testenv.AssetsDir(), "kubectl"), append([]string{"--kubeconfig", adminKubeConfig.path}, args...)...).CombinedOutput()
+	return adminKubeConfig.path
+}
+
+// kubectlAdmin runs the built kubectl as a cluster admin.
+func kubectlAdmin(ctx context.Context, t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, filepath.Join(testenv.AssetsDir(), "kubectl"), append([]string{"--kubeconfig", adminKubeConfigPath(t)}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
@@ -234,10 +241,9 @@ func checkInstaller(ctx context.Context, t *testing.T) {
 // and returns its output.
 func runMake(ctx context.Context, t *testing.T, target string, vars ...string) string {
 	t.Helper()
-	kubectlAdmin(ctx, t, "version") // writes the admin kubeconfig
 	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", target}, vars...)...)
 	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+adminKubeConfig.path)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+adminKubeConfigPath(t))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("make %s: %v\n%s", target, err, out)
