@@ -27,7 +27,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -55,12 +54,8 @@ func main() {
 		log.Error(err, "Unable to create manager")
 		os.Exit(1)
 	}
-	if err := (&controllers.JobStateReconciler{Client: mgr.GetClient(), MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "Unable to create controller", "controller", "JobState")
-		os.Exit(1)
-	}
-	if err := (&controllers.EventStreamReconciler{Client: mgr.GetClient(), MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "Unable to create controller", "controller", "EventStream")
+	if err := controllers.SetupWithManager(mgr, workers); err != nil {
+		log.Error(err, "Unable to create controllers")
 		os.Exit(1)
 	}
 	// +kubebuilder:scaffold:builder
@@ -127,13 +122,8 @@ func parseFlags() (ctrl.Options, *zap.Options, int) {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	return ctrl.Options{
-		Scheme: scheme,
-		// Nothing the controllers do reads managedFields, and they are over
-		// half of a finished JobState as the API server returns it (1.2 of
-		// 2.1 KB): the cache keeps every object without them. Writes are
-		// unaffected; an Update that carries no managedFields keeps the
-		// stored ones.
-		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,

@@ -27,7 +27,6 @@ import (
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -160,16 +159,12 @@ func runManager(ctx context.Context, cfg *rest.Config, view *jobView) error {
 		Scheme:                 testenv.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		// As cmd/manager: nothing reads managedFields.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache:                  controllers.CacheOptions(),
 	})
 	if err != nil {
 		return err
 	}
-	if err := (&controllers.JobStateReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&controllers.EventStreamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := controllers.SetupWithManager(mgr, 0); err != nil {
 		return err
 	}
 	if err := mgr.Add(view.watch(mgr.GetCache())); err != nil {

@@ -175,10 +175,12 @@ func build(t *testing.T, root, dir, pkg string) string {
 
 // process is a binary a test started, with its output so far.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	name   string
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when it has exited
+	halted sync.Once
+	mu     sync.Mutex
+	out    bytes.Buffer
 }
 
 // Write collects the process's stdout and stderr.
@@ -207,25 +209,52 @@ func (p *process) WaitFor(ctx context.Context, s string, timeout time.Duration) 
 // Kill sends SIGKILL: the process dies without releasing anything.
 func (p *process) Kill() error { return p.cmd.Process.Kill() }
 
-// start runs bin until the test ends (SIGINT, then SIGKILL after 10s);
-// its output is logged if the test fails.
-func start(ctx context.Context, t *testing.T, bin string, args ...string) *process {
+// stop interrupts the process (a leader releases its lease), waits for it
+// to exit, and kills it after 10s. Only the first call does anything.
+func (p *process) stop() {
+	p.halted.Do(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+// launch starts bin with env added to its environment. It runs until stop,
+// or until the test ends; its output is logged if the test fails.
+func launch(t *testing.T, env []string, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{name: filepath.Base(bin)}
-	p.cmd = exec.CommandContext(ctx, bin, args...)
+	p := &process{name: filepath.Base(bin), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
-	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(os.Interrupt) }
-	p.cmd.WaitDelay = 10 * time.Second
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = p.cmd.Cancel()
-		_ = p.cmd.Wait()
+		p.stop()
 		if t.Failed() {
 			t.Logf("%s %v output:\n%s", p.name, args, p.Output())
 		}
 	})
+	return p
+}
+
+// start is launch, stopping the process when ctx ends too.
+func start(ctx context.Context, t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	p := launch(t, nil, bin, args...)
+	go func() {
+		select {
+		case <-ctx.Done():
+			p.stop()
+		case <-p.done:
+		}
+	}()
 	return p
 }
 

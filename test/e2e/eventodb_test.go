@@ -38,7 +38,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -200,7 +199,7 @@ type gatewayProcess struct {
 // runGateway builds and starts cmd/gateway, and waits until it is ready.
 func runGateway(ctx context.Context, t *testing.T) *gatewayProcess {
 	t.Helper()
-	installGatewayRBAC(ctx, t)
+	installDefault(t) // the gateway's ServiceAccount and RBAC
 	dir := t.TempDir()
 	data, err := env.KubeConfigFor(gatewayUser)
 	if err != nil {
@@ -288,27 +287,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// installGatewayRBAC creates the gateway's ClusterRole and
-// ClusterRoleBinding as `kubectl kustomize config/default` renders them
-// (names prefixed, the subject in jobstate-system).
-func installGatewayRBAC(ctx context.Context, t *testing.T) {
-	t.Helper()
-	docs := renderDefault(ctx, t)
-	role, binding := &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}
-	docs.get(t, "ClusterRole", "jobstate-gateway-role", role)
-	docs.get(t, "ClusterRoleBinding", "jobstate-gateway-rolebinding", binding)
-	tokens, tokensBinding := &rbacv1.Role{}, &rbacv1.RoleBinding{}
-	docs.get(t, "Role", "jobstate-gateway-tokens", tokens)
-	docs.get(t, "RoleBinding", "jobstate-gateway-tokens-rolebinding", tokensBinding)
-	ns := &corev1.Namespace{}
-	ns.Name = tokenNamespace
-	for _, obj := range []client.Object{ns, role, binding, tokens, tokensBinding} {
-		if err := env.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
 }
 
 // rendered are the objects of a kustomization, as YAML documents by kind

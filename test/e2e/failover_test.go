@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
@@ -68,13 +67,13 @@ func TestLeaderFailover(t *testing.T) {
 	args := []string{"--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", systemNamespace,
 		"--leader-election-lease-duration", leaseDuration.String(), "--leader-election-renew-deadline", renewDeadline.String(),
 		"--leader-election-retry-period", retryPeriod.String(), "--metrics-bind-address=0", "--health-probe-bind-address=0"}
-	leader := startUntil(ctx, nil, manager, args...)
-	defer leader.stop(t)
+	leader := launch(t, nil, manager, args...)
+	defer leader.stop()
 	if !leader.WaitFor(ctx, acquired, time.Minute) {
 		t.Fatalf("the first manager did not become leader:\n%s", leader.Output())
 	}
-	standby := startUntil(ctx, nil, manager, args...)
-	defer standby.stop(t)
+	standby := launch(t, nil, manager, args...)
+	defer standby.stop()
 	if !standby.WaitFor(ctx, "Attempting to acquire leader lease", time.Minute) {
 		t.Fatalf("the second manager did not start:\n%s", standby.Output())
 	}
@@ -232,23 +231,9 @@ func (f *failover) succeed(ctx context.Context, t *testing.T, attempts []jobstat
 // and reason, counting an Event series as its count.
 func (f *failover) controllerEvents(ctx context.Context, t *testing.T) map[string]map[string]int32 {
 	t.Helper()
-	var list eventsv1.EventList
-	if err := env.Client.List(ctx, &list, client.InNamespace(f.ns)); err != nil {
+	counts, err := eventCounts(ctx, f.ns, "jobstate-controller")
+	if err != nil {
 		t.Fatal(err)
-	}
-	counts := map[string]map[string]int32{}
-	for _, e := range list.Items {
-		if e.ReportingController != "jobstate-controller" {
-			continue
-		}
-		if counts[e.Regarding.Name] == nil {
-			counts[e.Regarding.Name] = map[string]int32{}
-		}
-		n := int32(1)
-		if e.Series != nil {
-			n = e.Series.Count
-		}
-		counts[e.Regarding.Name][e.Reason] += n
 	}
 	return counts
 }

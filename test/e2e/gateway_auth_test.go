@@ -26,13 +26,8 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
@@ -47,13 +42,9 @@ func TestGatewayAuth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	g := runGateway(ctx, t)
-	cs, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	nsA, nsB := env.Namespace(t), env.Namespace(t)
-	writer, reader, nobody := saToken(ctx, t, cs, nsA, "writer", "jobstate-eventstream-editor-role"),
-		saToken(ctx, t, cs, nsA, "reader", "jobstate-eventstream-viewer-role"), saToken(ctx, t, cs, nsA, "nobody", "")
+	writer, reader, nobody := saToken(ctx, t, nsA, "writer", "jobstate-eventstream-editor-role"),
+		saToken(ctx, t, nsA, "reader", "jobstate-eventstream-viewer-role"), saToken(ctx, t, nsA, "nobody", "")
 	msg := map[string]any{"type": "Opened", "data": map[string]any{}}
 
 	// Kubernetes tokens: RBAC decides (the cache TTL is 1s: wait out a
@@ -144,41 +135,13 @@ func TestGatewayAuth(t *testing.T) {
 	}
 }
 
-// saToken makes a ServiceAccount in ns bound to clusterRole there (none if
-// ""), and returns a token for it from the TokenRequest API.
-func saToken(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name, clusterRole string) string {
+// saToken makes a ServiceAccount in ns bound to config/default's
+// clusterRole there (none if ""), and returns a token for it from the
+// TokenRequest API.
+func saToken(ctx context.Context, t *testing.T, ns, name, clusterRole string) string {
 	t.Helper()
-	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if clusterRole != "" {
-		installClusterRole(ctx, t, clusterRole)
-		rb := &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
-		}
-		if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr.Status.Token
-}
-
-// installClusterRole creates a ClusterRole as config/default renders it.
-func installClusterRole(ctx context.Context, t *testing.T, name string) {
-	t.Helper()
-	role := &rbacv1.ClusterRole{}
-	renderDefault(ctx, t).get(t, "ClusterRole", name, role)
-	if err := env.Client.Create(ctx, role); err != nil && !strings.Contains(err.Error(), "already exists") {
-		t.Fatal(err)
-	}
+	boundServiceAccount(ctx, t, ns, name, clusterRole)
+	return serviceAccountToken(ctx, t, ns, name)
 }
 
 // waitStatus calls until the status is want, for up to 15s.

@@ -311,22 +311,31 @@ func managerKubeConfig(ctx context.Context, t *testing.T, dir string) string {
 	return serviceAccountKubeConfig(ctx, t, dir, systemNamespace, managerServiceAccount)
 }
 
-// workerKubeConfig makes a ServiceAccount "worker" in ns, binds it there to
-// config/default's worker ClusterRole (config/rbac/worker_role.yaml), and
-// returns a kubeconfig for it: the demo worker as a cluster runs it.
-func workerKubeConfig(ctx context.Context, t *testing.T, dir, ns string) string {
+// boundServiceAccount makes a ServiceAccount name in ns and binds it there
+// to config/default's ClusterRole clusterRole (to nothing if "").
+func boundServiceAccount(ctx context.Context, t *testing.T, ns, name, clusterRole string) {
 	t.Helper()
-	installDefault(t)
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "worker"}}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "worker"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "jobstate-worker-role"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "worker", Namespace: ns}},
+	objs := []client.Object{&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}
+	if clusterRole != "" {
+		installDefault(t)
+		objs = append(objs, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+		})
 	}
-	for _, obj := range []client.Object{sa, binding} {
+	for _, obj := range objs {
 		if err := env.Client.Create(ctx, obj); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// workerKubeConfig makes a ServiceAccount "worker" in ns bound to
+// config/default's worker ClusterRole (config/rbac/worker_role.yaml), and
+// returns a kubeconfig for it: the demo worker as a cluster runs it.
+func workerKubeConfig(ctx context.Context, t *testing.T, dir, ns string) string {
+	t.Helper()
+	boundServiceAccount(ctx, t, ns, "worker", "jobstate-worker-role")
 	return serviceAccountKubeConfig(ctx, t, dir, ns, "worker")
 }

@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jobstatev1alpha1 "github.com/jobstate-dev/jobstate/api/v1alpha1"
@@ -142,11 +141,13 @@ func TestMalformedStreamDoesNotStopTheManager(t *testing.T) {
 	serving("after-a-restart")
 }
 
+// waitFor waits up to 30s for done, and fails the test naming what it
+// waited for if it does not come.
 func waitFor(ctx context.Context, t *testing.T, what string, done func() (bool, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) { return done() }); err != nil {
-		t.Fatalf("%s: %v", what, err)
+	if err := until(ctx, what, func(context.Context) (bool, error) { return done() }); err != nil {
+		t.Fatal(err)
 	}
 }

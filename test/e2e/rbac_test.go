@@ -23,9 +23,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -284,9 +281,9 @@ func runManagerWorkloadThen(ctx context.Context, t *testing.T, timeout time.Dura
 	defer cancel()
 	ns := env.Namespace(t)
 	addr := freeAddr(t)
-	p := startUntil(ctx, []string{watchListOff}, manager, "--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", systemNamespace,
+	p := launch(t, []string{watchListOff}, manager, "--kubeconfig", kubeconfig, "--leader-elect", "--leader-election-namespace", systemNamespace,
 		"--metrics-bind-address", addr, "--health-probe-bind-address=0")
-	defer p.stop(t)
+	defer p.stop()
 	// Stop the workload at the manager's first refusal.
 	go func() {
 		for ctx.Err() == nil {
@@ -308,48 +305,10 @@ func runManagerWorkloadThen(ctx context.Context, t *testing.T, timeout time.Dura
 	return run
 }
 
-// stoppable is a process a test stops itself, several per test.
-type stoppable struct {
-	*process
-	done chan struct{}
-}
-
 // watchListOff makes client-go's informers LIST and then WATCH, as they
 // do against an API server without streaming lists, instead of only
 // WATCH: the manager's roles must work either way.
 const watchListOff = "KUBE_FEATURE_WatchListClient=false"
-
-// startUntil starts bin with env added to its environment; stop ends it.
-func startUntil(ctx context.Context, env []string, bin string, args ...string) *stoppable {
-	p := &stoppable{process: &process{name: filepath.Base(bin)}, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(context.WithoutCancel(ctx), bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.process, p.process
-	if err := p.cmd.Start(); err != nil {
-		close(p.done)
-		return p
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	return p
-}
-
-// stop interrupts the process (a leader releases its lease), waits for it
-// up to 10s, and kills it after that.
-func (p *stoppable) stop(t *testing.T) {
-	if p.cmd.Process == nil {
-		t.Fatalf("%s did not start", p.name)
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	if t.Failed() {
-		t.Logf("%s output:\n%s", p.name, p.Output())
-	}
-}
 
 // managerWorkload makes the manager take every path on which it calls the
 // API server, in namespace ns, and waits for each result:
@@ -443,8 +402,12 @@ func (w *workload) create(ctx context.Context, name string, spec jobstatev1alpha
 // until polls cond every 50ms until it holds or ctx ends; what names the
 // wait in the error.
 func until(ctx context.Context, what string, cond func(context.Context) (bool, error)) error {
-	if err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, cond); err != nil {
-		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, cond)
+	if err != nil && ctx.Err() != nil {
+		err = context.Cause(ctx) // why the wait ended: a deadline, a refusal
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -463,18 +426,34 @@ func (w *workload) waitPhase(ctx context.Context, name string, phase jobstatev1a
 // to have been seen count times.
 func (w *workload) waitEvent(ctx context.Context, name, reason string, count int32) error {
 	return until(ctx, fmt.Sprintf("a %s Event on %s, %d times", reason, name, count), func(ctx context.Context) (bool, error) {
-		var list eventsv1.EventList
-		if err := w.c.List(ctx, &list, client.InNamespace(w.ns)); err != nil {
-			return false, err
-		}
-		return slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool {
-			seen := int32(1)
-			if e.Series != nil {
-				seen = e.Series.Count
-			}
-			return e.Regarding.Name == name && e.Reason == reason && seen >= count
-		}), nil
+		counts, err := eventCounts(ctx, w.ns, "")
+		return counts[name][reason] >= count, err
 	})
+}
+
+// eventCounts counts the events.k8s.io Events in ns that controller
+// reported (any controller if ""), by the name of the object they regard
+// and their reason; an Event series counts as its count.
+func eventCounts(ctx context.Context, ns, controller string) (map[string]map[string]int32, error) {
+	var list eventsv1.EventList
+	if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	counts := map[string]map[string]int32{}
+	for _, e := range list.Items {
+		if controller != "" && e.ReportingController != controller {
+			continue
+		}
+		if counts[e.Regarding.Name] == nil {
+			counts[e.Regarding.Name] = map[string]int32{}
+		}
+		n := int32(1)
+		if e.Series != nil {
+			n = e.Series.Count
+		}
+		counts[e.Regarding.Name][e.Reason] += n
+	}
+	return counts, nil
 }
 
 // waitReleased waits for the Lease of JobState name to have no holder.
